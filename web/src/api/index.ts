@@ -1,0 +1,14 @@
+export * from "./client";
+export * from "./types";
+export { sessionApi, overviewApi } from "./session";
+export { projectsApi, keysApi } from "./projects";
+export { auditApi } from "./audit";
+export { sqlApi, SQL_ERROR_CODES } from "./sql";
+export { tablesApi, migrationsApi, type SortDir } from "./tables";
+export { storageApi } from "./storage";
+export { usersApi } from "./users";
+export { cronApi } from "./cron";
+export { jobsApi, backupsApi } from "./backups";
+export { analyticsApi, type AnalyticsViewInput } from "./analytics";
+export { nodesApi } from "./nodes";
+export { settingsApi } from "./settings";

@@ -1,0 +1,57 @@
+/// <reference types="vitest" />
+import { defineConfig } from "vitest/config";
+import react from "@vitejs/plugin-react";
+import { fileURLToPath, URL } from "node:url";
+
+// The dashboard role serves dist/ at "/" of the admin listener, with SPA fallback
+// for deep links. In `npm run dev`, API calls are proxied to a running daemon
+// (`atlashub dev` writes its dashboard_url to dev.json).
+const apiTarget = process.env.ATLASHUB_DASHBOARD_URL ?? "http://127.0.0.1:8081";
+
+export default defineConfig({
+  base: "/",
+  plugins: [react()],
+  resolve: {
+    alias: { "@": fileURLToPath(new URL("./src", import.meta.url)) },
+  },
+  server: {
+    proxy: {
+      "/admin/api": { target: apiTarget, changeOrigin: false },
+    },
+  },
+  worker: { format: "es" },
+  build: {
+    outDir: "dist",
+    emptyOutDir: true,
+    target: "es2020",
+    sourcemap: false,
+    // Monaco is large by nature; it is split into its own chunk and only loaded
+    // by the SQL editor route.
+    chunkSizeWarningLimit: 4096,
+    rollupOptions: {
+      output: {
+        manualChunks(id) {
+          if (id.includes("node_modules/monaco-editor") || id.includes("node_modules/@monaco-editor")) {
+            return "monaco";
+          }
+          if (
+            id.includes("node_modules/react/") ||
+            id.includes("node_modules/react-dom/") ||
+            id.includes("node_modules/react-router") ||
+            id.includes("node_modules/scheduler/")
+          ) {
+            return "react";
+          }
+          return undefined;
+        },
+      },
+    },
+  },
+  test: {
+    environment: "jsdom",
+    globals: true,
+    setupFiles: ["./src/test/setup.ts"],
+    include: ["src/**/*.test.{ts,tsx}"],
+    css: false,
+  },
+});
