@@ -25,15 +25,12 @@ export default defineConfig({
     emptyOutDir: true,
     target: "es2020",
     sourcemap: false,
-    // Monaco is large by nature; it is split into its own chunk and only loaded
-    // by the SQL editor route.
+    // Monaco is large by nature; it lands in the lazily loaded SQL editor chunk
+    // (React.lazy), so other pages never download it.
     chunkSizeWarningLimit: 4096,
     rollupOptions: {
       output: {
         manualChunks(id) {
-          if (id.includes("node_modules/monaco-editor") || id.includes("node_modules/@monaco-editor")) {
-            return "monaco";
-          }
           if (
             id.includes("node_modules/react/") ||
             id.includes("node_modules/react-dom/") ||
