@@ -21,7 +21,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(
             r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|x-api-key|authorization|"
-            r"signature|master[_-]?key|access[_-]?key|secret[_-]?key)(\"?\s*[:=]\s*\"?)([^\s\"',;&]+)"
+            r"signature|master[_-]?key|access[_-]?key|secret[_-]?key)(\"?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s\"',;&]+)"
         ),
         r"\1\2[REDACTED]",
     ),
@@ -66,7 +66,18 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_text:
             entry["exc"] = record.exc_text
-        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+        return json.dumps(_redact_values(entry), default=str, ensure_ascii=False)
+
+
+def _redact_values(value: Any) -> Any:
+    """Redact string leaves, so the JSON stays valid whatever a secret looked like."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_values(v) for v in value]
+    return value
 
 
 class TextFormatter(logging.Formatter):

@@ -151,10 +151,12 @@ class ControlPlane:
                         (migration.version, migration.name, migration.checksum, utcnow()),
                     )
                     await self._writer.execute("COMMIT")
-                except Exception:
+                except sqlite3.Error as exc:
                     if self._writer.in_transaction:
                         await self._writer.execute("ROLLBACK")
-                    raise
+                    raise StartupError(
+                        f"control-plane migration {migration.name} failed ({exc}); nothing of it was applied"
+                    ) from None
 
     async def status(self) -> dict[str, Any]:
         """Applied and pending migrations (for `atlashub doctor` and the dashboard)."""
