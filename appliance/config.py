@@ -80,6 +80,72 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    # Cloudflare Access: team domain (e.g. "myteam.cloudflareaccess.com") and the application audience tag.
+    access_team_domain: str = ""
+    access_audience: str = ""
+    access_jwks_url: str = ""
+    session_hours: float = 12.0
+    login_max_attempts: int = 5
+    lockout_seconds: int = 300
+    secure_cookies: bool = False
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    access_token_seconds: int = 900
+    refresh_token_days: int = 30
+    min_password_length: int = 10
+    bcrypt_rounds: int = 12
+    login_per_minute: int = 10
+    signup_per_hour: int = 30
+
+
+@dataclass(frozen=True)
+class KeysConfig:
+    rotation_grace_seconds: int = 86400
+    last_used_flush_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    http_allowlist: tuple[str, ...] = ()
+    discord_webhook_url: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_username: str = ""
+    smtp_password_file: str = ""
+    smtp_from: str = ""
+    smtp_to: tuple[str, ...] = ()
+    run_history_days: int = 30
+
+
+@dataclass(frozen=True)
+class BackupsConfig:
+    keep_daily: int = 7
+    keep_weekly: int = 4
+    keep_monthly: int = 6
+    verify: bool = True
+    alert_unverified_hours: int = 36
+    undo_window_hours: int = 24
+    max_import_bytes: int = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    # "master" or "worker"; a single node is its own master.
+    role: str = "master"
+    master_url: str = ""
+    agent_port: int = 8082
+    wg_interface: str = "wg-atlas"
+    wg_listen_port: int = 51820
+    wg_network: str = "10.100.0.0/24"
+    endpoint: str = ""
+    heartbeat_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     format: str = "json"
@@ -92,6 +158,12 @@ class Config:
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     postgres: PostgresConfig = field(default_factory=PostgresConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    backups: BackupsConfig = field(default_factory=BackupsConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
@@ -301,6 +373,16 @@ def _validate(config: Config) -> list[str]:
         problems.append("storage.backend: must be 'fs' or 's3'")
     if config.storage.backend == "s3" and not config.storage.s3_endpoint:
         problems.append("storage.s3_endpoint: required when storage.backend is 's3'")
+    if config.mesh.role not in ("master", "worker"):
+        problems.append("mesh.role: must be 'master' or 'worker'")
+    if config.mesh.role == "worker" and not config.mesh.master_url:
+        problems.append("mesh.master_url: required when mesh.role is 'worker'")
+    if config.auth.bcrypt_rounds < 12:
+        problems.append("auth.bcrypt_rounds: must be at least 12")
+    if config.auth.min_password_length < 8:
+        problems.append("auth.min_password_length: must be at least 8")
+    if config.admin.access_team_domain and not config.admin.access_audience:
+        problems.append("admin.access_audience: required when admin.access_team_domain is set")
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append("logging.level: must be DEBUG, INFO, WARNING or ERROR")
     if config.logging.format not in ("json", "text"):

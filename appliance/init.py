@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from appliance.config import DEFAULT_CONFIG_PATH, Config
-from appliance.core import check_state_dir
+from appliance.core import check_state_dir, ensure_node_keys
 from appliance.crypto import MASTER_KEY_FILE, find_master_key, generate_master_key
 
 DEFAULT_CONFIG = """\
@@ -57,4 +57,6 @@ def run_init(config: Config, config_path: Path | None, state_dir: Path | None) -
         print(f"created the master key {state / MASTER_KEY_FILE} (mode 0600); back it up, it seals every secret")
     else:
         print(f"kept the master key {existing}")
+    identity = ensure_node_keys(state)
+    print(f"node id {identity.node_id}")
     return 0
