@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import importlib.util
 import logging
 import subprocess
 import sys
@@ -19,6 +21,15 @@ log = logging.getLogger("appliance")
 
 EXIT_CONFIG = 2
 EXIT_STARTUP = 1
+
+# Roles add their own subcommands: each module has ``register(subparsers)``, and its parsers set
+# ``handler=fn`` where ``fn(args, config) -> int`` (they must also accept ``--config``).
+COMMAND_MODULES = (
+    "appliance.projects_cli",
+    "appliance.backups.cli",
+    "appliance.mesh.cli",
+    "appliance.dashboard.cli",
+)
 
 
 def build_commit() -> str:
@@ -62,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None)
 
     sub.add_parser("version", help="print the version and build commit")
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(sub)
     return parser
 
 
@@ -77,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_dev(args.data_dir, args.gateway_port, args.dashboard_port)
         config = load_config(args.config)
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            setup_logging(config.logging.level, "text")
+            return int(handler(args, config))
         if args.command == "init":
             from appliance.init import run_init
 
