@@ -1,5 +1,5 @@
 /// <reference types="vitest" />
-import { defineConfig } from "vitest/config";
+import { defineConfig, type Plugin } from "vitest/config";
 import react from "@vitejs/plugin-react";
 import { fileURLToPath, URL } from "node:url";
 
@@ -8,9 +8,24 @@ import { fileURLToPath, URL } from "node:url";
 // (`atlashub dev` writes its dashboard_url to dev.json).
 const apiTarget = process.env.ATLASHUB_DASHBOARD_URL ?? "http://127.0.0.1:8081";
 
+/** @monaco-editor/loader's default config points at a CDN. We always call
+ * loader.config({ monaco }) with the bundled instance, so that path is never
+ * used; this strips the URL from the bundle so nothing can ever reach out. */
+function noMonacoCdn(): Plugin {
+  return {
+    name: "atlashub-no-monaco-cdn",
+    enforce: "pre",
+    transform(code, id) {
+      if (!id.includes("@monaco-editor/loader")) return null;
+      const out = code.replace(/https:\/\/cdn\.jsdelivr\.net\/npm\/monaco-editor@[^"']*/g, "/monaco-cdn-disabled");
+      return out === code ? null : { code: out, map: null };
+    },
+  };
+}
+
 export default defineConfig({
   base: "/",
-  plugins: [react()],
+  plugins: [react(), noMonacoCdn()],
   resolve: {
     alias: { "@": fileURLToPath(new URL("./src", import.meta.url)) },
   },

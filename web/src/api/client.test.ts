@@ -38,7 +38,7 @@ describe("admin API client", () => {
 
   it("turns the error envelope into an ApiError carrying code, message and details", async () => {
     mockFetch(json({ error: { code: "sql_syntax_error", message: 'syntax error at or near "selec"', details: { position: 1 } } }, 400));
-    const err = await api.post("/projects/p1/sql", { sql: "selec 1" }).catch((e: ApiError) => e);
+    const err = (await api.post("/projects/p1/sql", { sql: "selec 1" }).catch((e: unknown) => e)) as ApiError;
     expect(err).toBeInstanceOf(ApiError);
     expect(err.status).toBe(400);
     expect(err.code).toBe("sql_syntax_error");
@@ -55,7 +55,7 @@ describe("admin API client", () => {
 
   it("reports a network failure as an ApiError with code network_error", async () => {
     vi.stubGlobal("fetch", vi.fn().mockRejectedValue(new TypeError("Failed to fetch")));
-    const err = await api.get("/overview").catch((e: ApiError) => e);
+    const err = (await api.get("/overview").catch((e: unknown) => e)) as ApiError;
     expect(err).toBeInstanceOf(ApiError);
     expect(err.code).toBe("network_error");
   });
@@ -189,7 +189,7 @@ describe("admin API client", () => {
       }
     }
     vi.stubGlobal("XMLHttpRequest", FailXHR);
-    const err = await xhrUpload({ url: "/x", body: new Blob(["x"]) }).catch((e: ApiError) => e);
+    const err = (await xhrUpload({ url: "/x", body: new Blob(["x"]) }).catch((e: unknown) => e)) as ApiError;
     expect(err).toBeInstanceOf(ApiError);
     expect(err.status).toBe(413);
     expect(err.message).toBe("File exceeds the 50 MB limit");

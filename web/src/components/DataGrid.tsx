@@ -67,7 +67,7 @@ export function DataGrid({
       data-testid={testId}
       data-row-count={rows.length}
     >
-      <table className="w-max min-w-full border-separate border-spacing-0 font-mono text-xs">
+      <table className="w-max border-separate border-spacing-0 font-mono text-xs">
         <thead>
           <tr>
             <th className="sticky left-0 top-0 z-20 h-8 w-10 border-b border-r bg-muted px-2 text-right text-2xs font-normal text-muted-foreground">

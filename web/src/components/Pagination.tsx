@@ -31,7 +31,7 @@ export function Pagination({
         {total !== null && total !== undefined ? ` of ${formatNumber(total)}` : ""}
       </span>
       <Select value={String(limit)} onValueChange={(v) => onChange(0, Number(v))}>
-        <SelectTrigger className="h-7 w-[88px] text-xs" aria-label="Rows per page">
+        <SelectTrigger className="h-7 w-[104px] text-xs" aria-label="Rows per page">
           <SelectValue />
         </SelectTrigger>
         <SelectContent>
