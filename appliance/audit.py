@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from appliance.control.store import ControlPlane, utcnow
@@ -19,7 +20,7 @@ async def record(
     source_ip: str | None = None,
     target: str | None = None,
     project_id: str | None = None,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> None:
     payload = redact(json.dumps(details, default=str)) if details else None
     await store.execute(

@@ -10,15 +10,23 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from appliance.config import Config
 from appliance.control.store import ControlPlane
 from appliance.crypto import SecretBox, find_master_key, load_master_key
 from appliance.errors import StartupError
 from appliance.mesh.identity import NodeIdentity, WireGuardKeys
+from appliance.pg.pools import Credentials, PoolManager
 from appliance.pg.server import PgServer
+from appliance.projects import dbsetup
+from appliance.projects.keys import KeyService
+from appliance.projects.service import ProjectService
+from appliance.storage.base import StorageBackend
+from appliance.storage.factory import build_storage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONTROL_DB = "control.db"
 IDENTITY_FILE = "node-ed25519.pem"
@@ -60,6 +68,11 @@ class Core:
     box: SecretBox = field(init=False)
     pg: PgServer = field(init=False)
     identity: NodeIdentity = field(init=False)
+    storage: StorageBackend = field(init=False)
+    pools: PoolManager = field(init=False)
+    keys: KeyService = field(init=False)
+    projects: ProjectService = field(init=False)
+    _services: dict[type, Any] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.store = ControlPlane(self.config.state_dir / CONTROL_DB)
@@ -95,9 +108,37 @@ class Core:
                 await self.store.set_meta(_KEY_CHECK, self.box.check_value())
             elif stored != self.box.check_value():
                 raise StartupError(f"the master key at {key_path} is not the key this control plane was sealed with")
+            self.storage = build_storage(self.config, self.box)
+            self.keys = KeyService(self.store, grace_seconds=self.config.keys.rotation_grace_seconds)
+            await self.keys.load()
+            pgc = self.config.postgres
+            self.pools = PoolManager(
+                self._credentials, max_pools=pgc.max_pools, pool_max=pgc.pool_max, idle_seconds=pgc.pool_idle_seconds
+            )
+            self.projects = ProjectService(
+                self.store, self.box, self.pg, self.pools, self.keys, self.storage, self.node_id
+            )
         except BaseException:
             await self.store.close()
             raise
+        await self._prepare_postgres()
+
+    async def _credentials(self, project_id: str, role: str) -> Credentials:
+        return await self.projects.credentials(project_id, role)
+
+    async def _prepare_postgres(self) -> None:
+        """Harden the server and finish interrupted work. PostgreSQL may be down: then /readyz says so."""
+        try:
+            conn = await self.pg.connect(timeout=5)
+        except Exception as exc:
+            log.warning("PostgreSQL is not reachable at start-up (%r); serving, not ready", exc)
+            return
+        try:
+            await dbsetup.harden_server(conn)
+        finally:
+            await conn.close()
+        await self.projects.recover_incomplete()
+        await self.projects.upgrade_all()
 
     async def _check_node_id(self) -> None:
         stored = await self.store.get_meta(_NODE_ID)
@@ -106,11 +147,40 @@ class Core:
         elif stored != self.identity.node_id:
             raise StartupError(f"the node identity key belongs to {self.identity.node_id}, not to {stored}")
 
+    def gateway_bound(self, url: str) -> None:
+        """The gateway's address is known only once it listens: signed fs URLs point at it."""
+        signer = getattr(self.storage, "signer", None)
+        if signer is not None and not self.config.gateway.public_url:
+            signer.set_public_base_url(url)
+
     @property
     def node_id(self) -> str:
         return self.identity.node_id
 
+    def service(self, cls: type[T]) -> T:
+        """One shared instance of a role's service, built as ``cls(core)`` on first use.
+
+        Services with an ``async aclose()`` are closed by ``close()``, newest first.
+        """
+        found = self._services.get(cls)
+        if found is None:
+            found = self._services[cls] = cls(self)  # type: ignore[call-arg]
+        return found  # type: ignore[no-any-return]
+
     async def close(self) -> None:
+        """Idempotent; role services, pools and storage first, the control plane last."""
+        for service in reversed(list(self._services.values())):
+            closer = getattr(service, "aclose", None)
+            if closer is not None:
+                try:
+                    await closer()
+                except Exception:
+                    log.exception("closing %s failed", type(service).__name__)
+        self._services.clear()
+        if hasattr(self, "pools"):
+            await self.pools.close()
+        if hasattr(self, "storage"):
+            await self.storage.close()
         await self.store.close()
 
     async def readiness(self) -> dict[str, bool]:

@@ -84,6 +84,8 @@ class Daemon:
                 _role_module(role).setup(app, self.config)
                 listen = getattr(self.config, role).listen
                 await self._start_runner(role, app, listen)
+                if role == "gateway":
+                    self.core.gateway_bound(self.url("gateway"))
         except BaseException:
             await self.stop()
             raise

@@ -7,12 +7,13 @@ from aiohttp import web
 from appliance.config import Config
 from appliance.dashboard import static
 from appliance.dashboard.adminauth import RESOLVERS, admin_auth_middleware, dev_token_resolver
-from appliance.dashboard.routes import ROUTE_TABLES
+from appliance.dashboard.routes import RESOLVER_MODULES, route_tables
+from appliance.plugins import present
 
 
 def setup(app: web.Application, config: Config) -> None:
-    app[RESOLVERS] = [dev_token_resolver]
+    app[RESOLVERS] = [module.resolve for module in present(RESOLVER_MODULES)] + [dev_token_resolver]
     app.middlewares.append(admin_auth_middleware)
-    for table in ROUTE_TABLES:
+    for table in route_tables():
         app.add_routes(table)
     static.add_static_routes(app, config)

@@ -32,7 +32,7 @@ class AdminIdentity:
 
 
 Resolver = Callable[[web.Request], Awaitable[AdminIdentity | None]]
-ADMIN_KEY = "atlashub.admin"
+ADMIN_KEY = web.RequestKey("atlashub.admin", AdminIdentity)
 RESOLVERS = web.AppKey("admin_resolvers", list)
 
 

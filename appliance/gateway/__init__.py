@@ -1,11 +1,60 @@
-"""The gateway role."""
+"""The gateway role: the public API (/v1/db, /v1/storage, /v1/auth) for apps."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from appliance.config import Config
+from appliance.plugins import present
+from appliance.storage.fs import FsBackend
+from appliance.storage.fs_routes import add_signed_url_routes
+from appliance.web.keys import CORE
+
+log = logging.getLogger(__name__)
+
+# Public API route tables; each module exposes ``routes`` (a RouteTableDef).
+PUBLIC_ROUTE_MODULES = (
+    "appliance.gateway.db_routes",
+    "appliance.storage.public_routes",
+    "appliance.auth.routes",
+    "appliance.mesh.forward_routes",
+)
 
 
 def setup(app: web.Application, config: Config) -> None:
-    """Add this role's routes and its one cleanup_ctx to ``app``."""
+    def fs_backend() -> FsBackend:
+        backend = app[CORE].storage
+        assert isinstance(backend, FsBackend)
+        return backend
+
+    for module in present(PUBLIC_ROUTE_MODULES):
+        app.add_routes(module.routes)
+    if config.storage.backend == "fs":
+        add_signed_url_routes(app, fs_backend)
+    app.cleanup_ctx.append(_background)
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """Flush API keys' last-use times periodically (never a write per request)."""
+    core = app[CORE]
+    interval = core.config.keys.last_used_flush_seconds
+
+    async def flush_loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await core.keys.flush_last_used()
+            except Exception:
+                log.exception("flushing key last-use times failed")
+
+    task = asyncio.create_task(flush_loop(), name="keys-last-used")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await core.keys.flush_last_used()
