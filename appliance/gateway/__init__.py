@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from appliance.config import Config
+from appliance.gateway.context import install_rate_limits
 from appliance.plugins import present
 from appliance.storage.fs import FsBackend
 from appliance.storage.fs_routes import add_signed_url_routes
@@ -32,6 +33,7 @@ def setup(app: web.Application, config: Config) -> None:
         assert isinstance(backend, FsBackend)
         return backend
 
+    install_rate_limits(app, config.gateway.rate_limit_per_second, config.gateway.rate_limit_burst)
     for module in present(PUBLIC_ROUTE_MODULES):
         app.add_routes(module.routes)
     if config.storage.backend == "fs":
