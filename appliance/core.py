@@ -165,7 +165,7 @@ class Core:
         found = self._services.get(cls)
         if found is None:
             found = self._services[cls] = cls(self)  # type: ignore[call-arg]
-        return found  # type: ignore[no-any-return]
+        return found
 
     async def close(self) -> None:
         """Idempotent; role services, pools and storage first, the control plane last."""
