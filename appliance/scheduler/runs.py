@@ -1,0 +1,216 @@
+"""Run history (``cron_job_runs``) and the scheduler's per-job watermark. No HTTP here.
+
+A run row is written ``running`` before the work starts and finished afterwards; a row left
+``running`` by a crash is closed by ``fail_unfinished`` when the scheduler starts. Runs page
+newest first; the cursor ``before`` is the id of the last run of the previous page.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from appliance.control.store import ControlPlane
+from appliance.errors import BadRequest
+from appliance.scheduler import platform_jobs
+from appliance.scheduler.jobs import Job, iso
+
+LOG_EXCERPT_CHARS = 64 * 1024
+RunStatus = Literal["success", "fail", "timeout", "skipped", "running"]
+_RUN_COLUMNS = (
+    "id, job_id, trigger, scheduled_for, started_at, finished_at, status, http_status, duration_ms,"
+    " error_text, attempt, log_excerpt"
+)
+
+
+def new_run_id() -> str:
+    return "cr_" + secrets.token_hex(10)
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """A run row to open: ``running`` (work follows) or ``skipped`` (closed at once)."""
+
+    job_id: str
+    status: Literal["running", "skipped"]
+    trigger: str  # "schedule" | "manual" | "missed"
+    scheduled_for: datetime | None = None
+    error_text: str | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", new_run_id())
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The scheduler's decision for one due job: new watermark, next due time, maybe a run."""
+
+    job: Job
+    last_due: datetime
+    next_due: datetime | None
+    runs: tuple[RunStart, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    status: Literal["success", "fail", "timeout"]
+    duration_ms: int
+    http_status: int | None = None
+    error_text: str | None = None
+    attempt: int = 1
+    log_excerpt: str | None = None
+
+
+def _run_view(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "job_id": row["job_id"],
+        "trigger": row["trigger"],
+        "scheduled_for": row["scheduled_for"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+        "status": row["status"],
+        "http_status": row["http_status"],
+        "duration_ms": row["duration_ms"],
+        "error_text": row["error_text"],
+        "attempt": row["attempt"],
+        "log_excerpt": row["log_excerpt"],
+    }
+
+
+class RunLog:
+    def __init__(self, store: ControlPlane) -> None:
+        self.store = store
+
+    async def apply_ticks(self, ticks: Iterable[Tick], now: datetime) -> None:
+        """Persist a batch of decisions in one transaction (1,000 due jobs cost one commit).
+
+        A job edited since it was read keeps its new watermark: the edit wins.
+        """
+        stamp = iso(now)
+        async with self.store.transaction() as tx:
+            for tick in ticks:
+                await tx.execute(
+                    "UPDATE cron_jobs SET last_due_at = ?, next_run_at = ? WHERE id = ? AND updated_at = ?",
+                    (
+                        iso(tick.last_due),
+                        iso(tick.next_due) if tick.next_due else None,
+                        tick.job.id,
+                        tick.job.updated_at,
+                    ),
+                )
+                for run in tick.runs:
+                    await tx.execute(*_insert_run(run, stamp))
+
+    async def start(self, run: RunStart, now: datetime) -> str:
+        await self.store.execute(*_insert_run(run, iso(now)))
+        return run.id
+
+    async def finish(self, run_id: str, outcome: RunOutcome, now: datetime) -> None:
+        excerpt = outcome.log_excerpt[:LOG_EXCERPT_CHARS] if outcome.log_excerpt is not None else None
+        await self.store.execute(
+            "UPDATE cron_job_runs SET status = ?, finished_at = ?, http_status = ?, duration_ms = ?, error_text = ?,"
+            " attempt = ?, log_excerpt = ? WHERE id = ? AND status = 'running'",
+            (
+                outcome.status,
+                iso(now),
+                outcome.http_status,
+                outcome.duration_ms,
+                outcome.error_text,
+                outcome.attempt,
+                excerpt,
+                run_id,
+            ),
+        )
+
+    async def fail_unfinished(self, reason: str, now: datetime, run_ids: Iterable[str] | None = None) -> int:
+        """Close ``running`` rows (all of them, or the given ones) as failed with ``reason``."""
+        sql = "UPDATE cron_job_runs SET status = 'fail', finished_at = ?, error_text = ? WHERE status = 'running'"
+        params: list[Any] = [iso(now), reason]
+        if run_ids is not None:
+            ids = list(run_ids)
+            if not ids:
+                return 0
+            sql += f" AND id IN ({','.join('?' * len(ids))})"
+            params += ids
+        return await self.store.execute(sql, params)
+
+    async def page(
+        self, job_id: str, *, limit: int = 25, before: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first; ``before`` is a run id from the previous page."""
+        params: list[Any] = [job_id]
+        where = "job_id = ?"
+        if before:
+            cursor = await self.store.fetchone(
+                "SELECT started_at, id FROM cron_job_runs WHERE id = ? AND job_id = ?", (before, job_id)
+            )
+            if cursor is None:
+                raise BadRequest(
+                    "before is not a run of this job", code="invalid_parameter", details={"field": "before"}
+                )
+            where += " AND (started_at, id) < (?, ?)"
+            params += [cursor["started_at"], cursor["id"]]
+        rows = await self.store.fetchall(
+            f"SELECT {_RUN_COLUMNS} FROM cron_job_runs WHERE {where} ORDER BY started_at DESC, id DESC LIMIT ?",
+            [*params, limit + 1],
+        )
+        runs = [_run_view(row) for row in rows[:limit]]
+        return runs, (runs[-1]["id"] if len(rows) > limit else None)
+
+    async def get(self, run_id: str) -> dict[str, Any] | None:
+        row = await self.store.fetchone(f"SELECT {_RUN_COLUMNS} FROM cron_job_runs WHERE id = ?", (run_id,))
+        return _run_view(row) if row else None
+
+    async def last_runs(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The newest run of each job (for job listings)."""
+        if not job_ids:
+            return {}
+        marks = ",".join("?" * len(job_ids))
+        rows = await self.store.fetchall(
+            f"SELECT {_RUN_COLUMNS} FROM cron_job_runs AS r WHERE job_id IN ({marks}) AND id = ("
+            " SELECT id FROM cron_job_runs WHERE job_id = r.job_id ORDER BY started_at DESC, id DESC LIMIT 1)",
+            job_ids,
+        )
+        return {row["job_id"]: _run_view(row) for row in rows}
+
+    async def previously_failing(self, job_id: str, run_id: str) -> bool:
+        """Whether the job's last finished run before ``run_id`` failed (recovery notices survive restarts)."""
+        row = await self.store.fetchone(
+            "SELECT status FROM cron_job_runs WHERE job_id = ? AND id != ? AND status IN ('success', 'fail', 'timeout')"
+            " ORDER BY started_at DESC, id DESC LIMIT 1",
+            (job_id, run_id),
+        )
+        return row is not None and row["status"] != "success"
+
+    async def prune(self, older_than: datetime) -> int:
+        """Delete finished runs that started before ``older_than``; return how many went."""
+        return await platform_jobs.prune_runs(self.store, older_than)
+
+
+def _insert_run(run: RunStart, stamp: str) -> tuple[str, tuple[Any, ...]]:
+    finished = stamp if run.status == "skipped" else None
+    duration = 0 if run.status == "skipped" else None
+    # A job deleted meanwhile gets no row, rather than failing the whole batch on the foreign key.
+    return (
+        "INSERT INTO cron_job_runs (id, job_id, trigger, scheduled_for, started_at, finished_at, status,"
+        " duration_ms, error_text, attempt) SELECT ?, id, ?, ?, ?, ?, ?, ?, ?, ? FROM cron_jobs WHERE id = ?",
+        (
+            run.id,
+            run.trigger,
+            iso(run.scheduled_for) if run.scheduled_for else None,
+            stamp,
+            finished,
+            run.status,
+            duration,
+            run.error_text,
+            0 if run.status == "skipped" else 1,
+            run.job_id,
+        ),
+    )
