@@ -56,7 +56,7 @@ def install_rate_limits(app: web.Application, rate: float, burst: float) -> None
     app[RATE_LIMITS] = TokenBuckets(rate, burst)
 
 
-def api_context(request: web.Request, *, with_user: bool = True) -> ApiContext:
+async def api_context(request: web.Request, *, with_user: bool = True) -> ApiContext:
     cached = request.get(CONTEXT_KEY)
     if isinstance(cached, ApiContext):
         return cached
@@ -75,16 +75,16 @@ def api_context(request: web.Request, *, with_user: bool = True) -> ApiContext:
             scheme, _, token = auth.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("Authorization must be 'Bearer <access token>'", code="invalid_authorization")
-            claims = verify_end_user(core, record.project_id, token.strip())
+            claims = await verify_end_user(core, record.project_id, token.strip())
     context = ApiContext(record, claims)
     request[CONTEXT_KEY] = context
     return context
 
 
-def verify_end_user(core: Any, project_id: str, token: str) -> dict[str, Any]:
+async def verify_end_user(core: Any, project_id: str, token: str) -> dict[str, Any]:
     """End-user access tokens are issued by /v1/auth; without that module no token is valid."""
     try:
         from appliance.auth.tokens import verify_access_token
     except ImportError:
         raise Unauthorized("end-user tokens are not supported on this node", code="invalid_token") from None
-    return verify_access_token(core, project_id, token)
+    return await verify_access_token(core, project_id, token)
