@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,6 +74,8 @@ class Core:
     keys: KeyService = field(init=False)
     projects: ProjectService = field(init=False)
     _services: dict[type, Any] = field(init=False, default_factory=dict)
+    # Called with a project id after DDL through the admin API (migrations, SQL editor).
+    schema_listeners: list[Callable[[str], None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.store = ControlPlane(self.config.state_dir / CONTROL_DB)
@@ -156,6 +159,10 @@ class Core:
     @property
     def node_id(self) -> str:
         return self.identity.node_id
+
+    def schema_changed(self, project_id: str) -> None:
+        for listener in self.schema_listeners:
+            listener(project_id)
 
     def service(self, cls: type[T]) -> T:
         """One shared instance of a role's service, built as ``cls(core)`` on first use.

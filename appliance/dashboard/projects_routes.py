@@ -183,5 +183,6 @@ async def apply_migrations(request: web.Request) -> web.Response:
             details={"error": getattr(exc, "code", type(exc).__name__)},
         )
         raise
+    core.schema_changed(project.id)
     await _audit(request, "project.migrate", target=project.id, project_id=project.id, details=result)
     return json_response(result)

@@ -29,6 +29,14 @@ class Credentials:
 
 CredentialsLoader = Callable[[str, str], Awaitable[Credentials]]
 
+# Roles whose sessions never change session state (only SET LOCAL inside transactions): their
+# connections skip the RESET ALL round trip on release. The owner pool (SQL editor) keeps it.
+LIGHT_RESET_ROLES = frozenset({"app"})
+
+
+async def _light_reset(conn: asyncpg.Connection) -> None:
+    """asyncpg already rolled back any open transaction; nothing else to undo."""
+
 
 class PoolManager:
     def __init__(
@@ -69,6 +77,7 @@ class PoolManager:
                 min_size=0,
                 max_size=self._pool_max,
                 max_inactive_connection_lifetime=self._idle,
+                reset=_light_reset if role in LIGHT_RESET_ROLES else None,
                 timeout=10,
             )
         except BaseException as exc:
