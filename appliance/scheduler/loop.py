@@ -121,8 +121,12 @@ class Scheduler:
 
     @property
     def quiescent(self) -> bool:
-        """Waiting for time to pass with nothing pending (tests wait for this)."""
-        return self._waiting and not self._dirty and not self._tasks and not self._changed.is_set()
+        """The loop waits for time to pass with no change pending (runs may be in flight)."""
+        return self._waiting and not self._dirty and not self._changed.is_set()
+
+    @property
+    def runs_in_flight(self) -> int:
+        return len(self._tasks)
 
     def next_due(self, job_id: str) -> datetime | None:
         return self._due.get(job_id)

@@ -22,6 +22,9 @@ from appliance.pg.embedded import EmbeddedPostgres
 from appliance.scheduler import safehttp
 from tests.fixtures.daemon import RunningDaemon, running_daemon
 
+OK = "http://127.0.0.1:{port}/ok"
+PLATFORM = {"name": "x", "type": "platform", "schedule_cron": "@daily"}
+REFUSED = "target refused"
 SECRET = "Bearer s3cr3t-header-value"
 BODY_SECRET = "b0dy-s3cr3t"
 
@@ -69,7 +72,8 @@ class MetadataDns(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         if host == "metadata.test":
-            return [{"hostname": host, "host": "169.254.169.254", "port": port, "family": socket.AF_INET, "proto": 0, "flags": 0}]
+            address = "169.254.169.254"
+            return [{"hostname": host, "host": address, "port": port, "family": socket.AF_INET, "proto": 0, "flags": 0}]
         return await self._real.resolve(host, port, family)
 
     async def close(self) -> None:
@@ -141,29 +145,29 @@ async def run_now(atlas: RunningDaemon, job_id: str) -> str:
 @pytest.mark.parametrize(
     ("case", "body", "status", "field"),
     [
-        ("invalid cron", http_job("http://127.0.0.1:{port}/ok", schedule_cron="61 * * * *"), 400, "schedule_cron"),
-        ("cron with 7 fields", http_job("http://127.0.0.1:{port}/ok", schedule_cron="* * * * * * *"), 400, "schedule_cron"),
-        ("invalid timezone", http_job("http://127.0.0.1:{port}/ok", timezone="Mars/Olympus"), 400, "timezone"),
+        ("invalid cron", http_job(OK, schedule_cron="61 * * * *"), 400, "schedule_cron"),
+        ("cron with 7 fields", http_job(OK, schedule_cron="* * * * * * *"), 400, "schedule_cron"),
+        ("invalid timezone", http_job(OK, timezone="Mars/Olympus"), 400, "timezone"),
         ("target not allowlisted", http_job("https://example.com/hook"), 400, "http_url"),
         ("metadata address", http_job("http://169.254.169.254/latest/meta-data/"), 400, "http_url"),
         ("allowlisted host, other port", http_job("http://127.0.0.1:1/ok"), 400, "http_url"),
         ("not http", http_job("file:///etc/passwd"), 400, "http_url"),
         ("no url", http_job(None), 400, "http_url"),
-        ("bad method", http_job("http://127.0.0.1:{port}/ok", http_method="TRACE"), 400, "http_method"),
-        ("header with newline", http_job("http://127.0.0.1:{port}/ok", http_headers={"X-A": "a\r\nb"}), 400, "http_headers"),
-        ("headers not an object", http_job("http://127.0.0.1:{port}/ok", http_headers=["x"]), 400, "http_headers"),
-        ("retries too many", http_job("http://127.0.0.1:{port}/ok", retries=11), 400, "retries"),
-        ("timeout zero", http_job("http://127.0.0.1:{port}/ok", timeout_ms=0), 400, "timeout_ms"),
-        ("enabled not bool", http_job("http://127.0.0.1:{port}/ok", enabled="yes"), 400, "enabled"),
-        ("bad policy", http_job("http://127.0.0.1:{port}/ok", missed_run_policy="always"), 400, "missed_run_policy"),
-        ("unknown field", http_job("http://127.0.0.1:{port}/ok", command="rm -rf /"), 400, "command"),
-        ("no name", {**http_job("http://127.0.0.1:{port}/ok"), "name": " "}, 400, "name"),
-        ("bad type", http_job("http://127.0.0.1:{port}/ok", type="shell"), 400, "type"),
-        ("body too large", http_job("http://127.0.0.1:{port}/ok", http_body="x" * 70_000), 400, "http_body"),
-        ("unknown project", http_job("http://127.0.0.1:{port}/ok", project_id="nope"), 404, "project_id"),
-        ("unknown action", {"name": "x", "type": "platform", "schedule_cron": "@daily", "action": "sh"}, 400, "action"),
-        ("platform without action", {"name": "x", "type": "platform", "schedule_cron": "@daily"}, 400, "action"),
-        ("action args not object", {"name": "x", "type": "platform", "schedule_cron": "@daily", "action": "cleanup_runs", "action_args": [1]}, 400, "action_args"),
+        ("bad method", http_job(OK, http_method="TRACE"), 400, "http_method"),
+        ("header with newline", http_job(OK, http_headers={"X-A": "a\r\nb"}), 400, "http_headers"),
+        ("headers not an object", http_job(OK, http_headers=["x"]), 400, "http_headers"),
+        ("retries too many", http_job(OK, retries=11), 400, "retries"),
+        ("timeout zero", http_job(OK, timeout_ms=0), 400, "timeout_ms"),
+        ("enabled not bool", http_job(OK, enabled="yes"), 400, "enabled"),
+        ("bad policy", http_job(OK, missed_run_policy="always"), 400, "missed_run_policy"),
+        ("unknown field", http_job(OK, command="rm -rf /"), 400, "command"),
+        ("no name", {**http_job(OK), "name": " "}, 400, "name"),
+        ("bad type", http_job(OK, type="shell"), 400, "type"),
+        ("body too large", http_job(OK, http_body="x" * 70_000), 400, "http_body"),
+        ("unknown project", http_job(OK, project_id="nope"), 404, "project_id"),
+        ("unknown action", {**PLATFORM, "action": "sh"}, 400, "action"),
+        ("platform without action", PLATFORM, 400, "action"),
+        ("action args not object", {**PLATFORM, "action": "cleanup_runs", "action_args": [1]}, 400, "action_args"),
     ],
 )
 async def test_create_refuses_bad_input(
@@ -202,13 +206,21 @@ async def test_preview(cron: RunningDaemon, query: str, status: int, count: int 
 @pytest.mark.parametrize(
     ("case", "path", "extra", "status", "http_status", "attempt", "error"),
     [
-        ("2xx", "http://127.0.0.1:{port}/ok", {}, "success", 200, 1, None),
-        ("500 retried with backoff", "http://127.0.0.1:{port}/error", {"retries": 2, "retry_backoff_ms": 100}, "fail", 500, 3, "HTTP 500"),
-        ("hanging target", "http://127.0.0.1:{port}/hang", {"timeout_ms": 300, "retries": 1, "retry_backoff_ms": 10}, "timeout", None, 2, "timed out after 300 ms"),
-        ("name resolving to loopback", "http://localhost:{other}/ok", {"retries": 2}, "fail", None, 1, "target refused"),
-        ("name resolving to metadata", "http://metadata.test:{port}/ok", {"retries": 2}, "fail", None, 1, "target refused"),
-        ("redirect to metadata", "http://127.0.0.1:{port}/to-metadata", {"retries": 2}, "fail", None, 1, "target refused"),
-        ("redirect to a private address", "http://127.0.0.1:{port}/to-private", {"retries": 2}, "fail", None, 1, "target refused"),
+        ("2xx", "/ok", {}, "success", 200, 1, None),
+        ("500 retried with backoff", "/error", {"retries": 2, "retry_backoff_ms": 100}, "fail", 500, 3, "HTTP 500"),
+        (
+            "hanging target",
+            "/hang",
+            {"timeout_ms": 300, "retries": 1, "retry_backoff_ms": 10},
+            "timeout",
+            None,
+            2,
+            "300 ms",
+        ),
+        ("name resolving to loopback", "http://localhost:{other}/ok", {"retries": 2}, "fail", None, 1, REFUSED),
+        ("name resolving to metadata", "http://metadata.test:{port}/ok", {"retries": 2}, "fail", None, 1, REFUSED),
+        ("redirect to metadata", "/to-metadata", {"retries": 2}, "fail", None, 1, REFUSED),
+        ("redirect to a private address", "/to-private", {"retries": 2}, "fail", None, 1, REFUSED),
     ],
 )
 async def test_run_now_records_the_outcome(
@@ -223,7 +235,8 @@ async def test_run_now_records_the_outcome(
     error: str | None,
 ) -> None:
     other = cron.daemon.config.scheduler.http_allowlist[1].split(":")[1]
-    job = await create_job(cron, http_job(path.format(port=target.port, other=other), **extra))
+    url = path if path.startswith("http") else "http://127.0.0.1:{port}" + path
+    job = await create_job(cron, http_job(url.format(port=target.port, other=other), **extra))
     started = time.monotonic()
     run = await finished_run(cron, job["id"], await run_now(cron, job["id"]))
     assert (run["status"], run["http_status"], run["attempt"]) == (status, http_status, attempt), (case, run)
@@ -334,7 +347,7 @@ async def test_crud_pagination_overlap_and_audit(cron: RunningDaemon, target: Ta
 async def test_platform_job_cleans_old_runs(cron: RunningDaemon) -> None:
     job = await create_job(
         cron,
-        {"name": "prune", "type": "platform", "schedule_cron": "@daily", "action": "cleanup_runs", "action_args": {"days": 7}},
+        {**PLATFORM, "name": "prune", "action": "cleanup_runs", "action_args": {"days": 7}},
     )
     assert job["http_url"] is None and job["http_headers"] is None and job["action_args"] == {"days": 7}
     store = cron.daemon.core.store
@@ -362,4 +375,3 @@ async def test_seconds_schedule_fires_in_real_time(cron: RunningDaemon, target: 
     assert target.hits["ok"] >= 2
     _, detail = await cron.admin("GET", f"/admin/api/cron-jobs/{job['id']}")
     assert detail["last_run"] is not None and detail["next_run_at"]
-
