@@ -28,7 +28,9 @@ async def pg_state(pg: EmbeddedPostgres, project_id: str) -> tuple[bool, set[str
     conn = await superuser(pg)
     try:
         has_db = await conn.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", names.database) == 1
-        roles = {r[0] for r in await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname LIKE $1", f"proj_{project_id}_%")}
+        roles = {
+            r[0] for r in await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname LIKE $1", f"proj_{project_id}_%")
+        }
     finally:
         await conn.close()
     return has_db, roles
@@ -83,11 +85,15 @@ async def test_bad_project_names(atlas: RunningDaemon, payload: object, status: 
 
 
 async def test_invalid_json_and_missing_auth(atlas: RunningDaemon) -> None:
-    status, body = await atlas.admin("POST", "/admin/api/projects", data=b"{nope", headers={"content-type": "application/json"})
+    status, body = await atlas.admin(
+        "POST", "/admin/api/projects", data=b"{nope", headers={"content-type": "application/json"}
+    )
     assert (status, body["error"]["code"]) == (400, "invalid_json")
     async with atlas.http.post(atlas.dashboard_url + "/admin/api/projects", json={"name": "x"}) as resp:
         assert resp.status == 401
-    async with atlas.http.get(atlas.dashboard_url + "/admin/api/projects", headers={"x-dev-admin-token": "wrong"}) as resp:
+    async with atlas.http.get(
+        atlas.dashboard_url + "/admin/api/projects", headers={"x-dev-admin-token": "wrong"}
+    ) as resp:
         assert resp.status == 401
 
 
@@ -114,8 +120,14 @@ async def test_delete_requires_the_typed_confirmation(atlas: RunningDaemon, pg: 
     assert (status, body["error"]["code"]) == (404, "project_not_found")
 
 
-@pytest.mark.parametrize("path", ["/admin/api/projects/nope", "/admin/api/projects/abcdefghijkl/keys",
-                                  "/admin/api/projects/abcdefghijkl/migrations"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/api/projects/nope",
+        "/admin/api/projects/abcdefghijkl/keys",
+        "/admin/api/projects/abcdefghijkl/migrations",
+    ],
+)
 async def test_unknown_projects_are_404(atlas: RunningDaemon, path: str) -> None:
     status, body = await atlas.admin("GET", path)
     assert (status, body["error"]["code"]) == (404, "project_not_found")
@@ -138,7 +150,9 @@ async def test_key_rotation_grace_and_revocation(atlas: RunningDaemon) -> None:
     assert (status, body["error"]["code"]) == (409, "key_already_rotated")
 
     new_id = rotated["key"]["id"]
-    status, zero = await atlas.admin("POST", f"/admin/api/projects/{pid}/keys/{new_id}/rotate", json={"grace_seconds": 0})
+    status, zero = await atlas.admin(
+        "POST", f"/admin/api/projects/{pid}/keys/{new_id}/rotate", json={"grace_seconds": 0}
+    )
     assert status == 200
     assert keys.resolve(rotated["secret"]) is None, "grace 0 stops the old key at once"
 
@@ -208,8 +222,13 @@ async def test_project_migrations(atlas: RunningDaemon) -> None:
     async with atlas.daemon.core.pools.connection(pid, "owner") as conn:
         assert await conn.fetchval("SELECT to_regclass('public.half')") is None
 
-    for bad in ({}, {"migrations": []}, {"migrations": [{"name": "../x.sql", "sql": "select 1"}]},
-                {"migrations": [{"name": "a.sql"}]}, {"migrations": [{"name": "a.sql", "sql": " "}]}):
+    for bad in (
+        {},
+        {"migrations": []},
+        {"migrations": [{"name": "../x.sql", "sql": "select 1"}]},
+        {"migrations": [{"name": "a.sql"}]},
+        {"migrations": [{"name": "a.sql", "sql": " "}]},
+    ):
         status, body = await atlas.admin("POST", path, json=bad)
         assert status == 400, bad
 
@@ -223,17 +242,20 @@ async def test_isolation_between_projects(atlas: RunningDaemon, pg: EmbeddedPost
     for creds in (creds_a, owner_a):
         for database in (f"proj_{b}", "postgres", "template1"):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
-                await asyncpg.connect(host="127.0.0.1", port=pg.port, user=creds.user, password=creds.password,
-                                      database=database)
-    conn = await asyncpg.connect(host="127.0.0.1", port=pg.port, user=creds_a.user, password=creds_a.password,
-                                 database=creds_a.database)
+                await asyncpg.connect(
+                    host="127.0.0.1", port=pg.port, user=creds.user, password=creds.password, database=database
+                )
+    conn = await asyncpg.connect(
+        host="127.0.0.1", port=pg.port, user=creds_a.user, password=creds_a.password, database=creds_a.database
+    )
     await conn.close()
     su = await superuser(pg)
     try:
         await su.execute("CREATE ROLE stranger LOGIN PASSWORD 'stranger-password'")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await asyncpg.connect(host="127.0.0.1", port=pg.port, user="stranger", password="stranger-password",
-                                  database=f"proj_{a}")
+            await asyncpg.connect(
+                host="127.0.0.1", port=pg.port, user="stranger", password="stranger-password", database=f"proj_{a}"
+            )
     finally:
         await su.execute("DROP ROLE stranger")
         await su.close()
@@ -306,9 +328,7 @@ async def test_secrets_never_reach_the_logs(atlas: RunningDaemon, caplog: pytest
     created = await create(atlas)
     pid = created["id"]
     status, rotated = await atlas.admin("POST", f"/admin/api/projects/{pid}/keys", json={"type": "secret"})
-    passwords = [
-        (await atlas.daemon.core.projects.credentials(pid, role)).password for role in ("owner", "app")
-    ]
+    passwords = [(await atlas.daemon.core.projects.credentials(pid, role)).password for role in ("owner", "app")]
     text = caplog.text
     for secret in (created["secret_key"], created["publishable_key"], rotated["secret"], *passwords):
         assert secret not in text
