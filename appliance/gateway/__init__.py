@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # Public API route tables; each module exposes ``routes`` (a RouteTableDef).
 PUBLIC_ROUTE_MODULES = (
     "appliance.gateway.db_routes",
+    "appliance.gateway.openapi",
     "appliance.storage.public_routes",
     "appliance.auth.routes",
     "appliance.mesh.forward_routes",
