@@ -52,6 +52,8 @@ async def recover(core: Core) -> dict[str, Any]:
             "UPDATE backups SET status = 'failed', finished_at = ?, error_text = ? WHERE id = ?",
             (utcnow(), INTERRUPTED, row["id"]),
         )
+    if rows:
+        await asyncio.to_thread(_remove_fs_partials, core)
     try:
         conn = await core.pg.connect(timeout=5)
     except Exception as exc:
@@ -62,6 +64,18 @@ async def recover(core: Core) -> dict[str, Any]:
         finally:
             await conn.close()
     return {"jobs": interrupted_jobs, "backups": [r["id"] for r in rows]}
+
+
+def _remove_fs_partials(core: Core) -> None:
+    """The fs backend keeps an upload in progress under ``<bucket>/.tmp/``; a killed backup leaves
+    its part file there. Only backups write to this bucket, so after an interrupted backup every
+    part file in it is stale. (On S3, an abort-incomplete-multipart lifecycle rule does this.)"""
+    root = getattr(core.storage, "root", None)
+    if core.storage.kind != "fs" or not isinstance(root, Path):
+        return
+    for part in (root / BUCKET / ".tmp").glob("*.part"):
+        log.warning("removing the partial upload %s of an interrupted backup", part.name)
+        part.unlink(missing_ok=True)
 
 
 async def check_unverified(core: Core, now: datetime | None = None) -> list[str]:
