@@ -1,6 +1,7 @@
 """Run one backup operation in a separate process and stop at a fault point, so a test can kill -9 it.
 
-Usage: python -m tests.backups.crash_child STATE_DIR PG_PORT PG_USER PG_PASSWORD_FILE PROJECT_ID backup|restore [BACKUP_ID]
+Usage: python -m tests.backups.crash_child STATE_DIR PG_PORT PG_USER PG_PASSWORD_FILE PROJECT_ID OP [BACKUP_ID]
+where OP is backup or restore.
 Prints "AT <point>" when the operation reaches the fault point, then waits forever.
 """
 

@@ -68,7 +68,7 @@ async def test_kill_9_mid_backup_leaves_nothing_listed_as_good(tmp_path: Path, p
         pid = await create_project(atlas)
     await run_and_kill(state, pg, pid, "backup")
     async with running_daemon(state, pg) as atlas:
-        status, listed = await atlas.admin("GET", f"/admin/api/projects/{pid}/backups")
+        _, listed = await atlas.admin("GET", f"/admin/api/projects/{pid}/backups")
         [crashed] = listed["backups"]
         assert crashed["status"] == "failed" and "interrupted" in crashed["error"]
         store = atlas.daemon.core.store
@@ -109,7 +109,7 @@ async def test_failure_before_the_swap_changes_nothing(atlas: RunningDaemon, pg:
             raise RuntimeError("disk full")
 
     atlas.daemon.core.service(BackupService).fault = fail
-    status, body = await atlas.admin(
+    _, body = await atlas.admin(
         "POST", f"/admin/api/projects/{pid}/restore", json={"backup_id": backup_id, "confirm": pid}
     )
     job = await wait_job(atlas, body["job_id"])
@@ -155,7 +155,7 @@ async def test_tampered_backup_is_detected_and_never_restored(
     await conn.execute("DELETE FROM notes WHERE id > 3")
     await conn.close()
 
-    status, body = await atlas.admin(
+    _, body = await atlas.admin(
         "POST", f"/admin/api/projects/{pid}/restore", json={"backup_id": backup_id, "confirm": pid}
     )
     job = await wait_job(atlas, body["job_id"])
