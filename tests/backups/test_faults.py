@@ -124,14 +124,14 @@ async def test_unreachable_storage_fails_clearly_and_alerts(atlas: RunningDaemon
     real = core.storage
     core.storage = S3Backend("127.0.0.1:9", "key", "secret", region="us-east-1", secure=False)
     try:
-        status, body = await atlas.admin("POST", f"/admin/api/projects/{pid}/backups")
+        _, body = await atlas.admin("POST", f"/admin/api/projects/{pid}/backups")
         job = await wait_job(atlas, body["job_id"])
     finally:
         await core.storage.close()
         core.storage = real
     assert job["state"] == "failed"
     assert "backup storage is unreachable" in job["error"]
-    status, listed = await atlas.admin("GET", f"/admin/api/projects/{pid}/backups")
+    _, listed = await atlas.admin("GET", f"/admin/api/projects/{pid}/backups")
     assert [b["status"] for b in listed["backups"]] == ["failed"]
     assert any("failed" in subject for subject, _ in core.service(BackupAlerts).sent)
     # Next time (storage back) it works.

@@ -1,0 +1,160 @@
+"""`atlashub backup create|list|restore|verify --project ID`: runs on this node directly, with
+progress bars on stderr. It opens the node's core itself (the daemon may keep running: the
+control plane is SQLite in WAL mode), so it needs the same config and master key as the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.backups.jobs import Progress
+from appliance.backups.restore import RestoreService
+from appliance.backups.service import BackupService
+from appliance.config import Config
+from appliance.core import Core
+from appliance.errors import AtlasError
+
+BAR_WIDTH = 30
+
+
+class BarProgress:
+    """A one-line progress bar on stderr, redrawn at most 10 times a second."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self._out = stream or sys.stderr
+        self._name = ""
+        self._done = 0
+        self._total: int | None = None
+        self._unit: str | None = None
+        self._drawn = 0.0
+
+    async def phase(self, name: str, *, total: int | None = None, unit: str | None = None) -> None:
+        if self._name:
+            self._draw(force=True)
+            self._out.write("\n")
+        self._name, self._done, self._total, self._unit = name, 0, total, unit
+        self._draw(force=True)
+
+    async def advance(self, amount: int) -> None:
+        self._done += amount
+        self._draw()
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        amount = _human(self._done) if self._unit == "bytes" else str(self._done)
+        if self._total:
+            share = min(1.0, self._done / self._total)
+            filled = int(share * BAR_WIDTH)
+            bar = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {share * 100:5.1f}%"
+        else:
+            bar = ""
+        self._out.write(f"\r{self._name:<9} {bar} {amount}".rstrip() + "   ")
+        self._out.flush()
+
+    def close(self) -> None:
+        if self._name:
+            self._draw(force=True)
+            self._out.write("\n")
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("backup", help="back up, list, verify and restore project databases")
+    sub = parser.add_subparsers(dest="backup_command", required=True)
+    for name, helptext in (
+        ("create", "back up a project now (then verify it, as configured)"),
+        ("list", "list a project's backups"),
+        ("verify", "restore a backup into a scratch database and compare"),
+        ("restore", "replace a project's database with a backup (undo possible for a while)"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--config", type=Path, default=None)
+        p.add_argument("--project", required=name != "verify", help="project id")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
+        if name in ("verify", "restore"):
+            p.add_argument("--backup", required=name == "verify", help="backup id (restore: default the newest good)")
+        if name == "restore":
+            p.add_argument("--yes", action="store_true", help="skip the typed confirmation")
+        p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    try:
+        return asyncio.run(_run(args, config))
+    except AtlasError as exc:
+        print(f"atlashub backup: {exc.message}", file=sys.stderr)
+        return 1
+
+
+async def _run(args: argparse.Namespace, config: Config) -> int:
+    core = Core(config)
+    await core.open()
+    bar = BarProgress()
+    try:
+        result = await _dispatch(core, args, bar)
+    finally:
+        bar.close()
+        await core.close()
+    if result is None:
+        return 1
+    print(json.dumps(result, indent=2) if args.json else _summary(result))
+    return 0
+
+
+async def _dispatch(core: Core, args: argparse.Namespace, bar: Progress) -> Any:
+    backups = core.service(BackupService)
+    command: str = args.backup_command
+    if command == "list":
+        return await backups.list_backups(args.project)
+    if command == "create":
+        return await backups.create_backup(args.project, bar)
+    if command == "verify":
+        found = await backups.get(args.backup)
+        async with backups.lock(found["project_id"]):
+            return await backups.verify(args.backup, bar)
+    backup_id = args.backup or _newest_good(await backups.list_backups(args.project))
+    if backup_id is None:
+        print("atlashub backup: this project has no good backup to restore", file=sys.stderr)
+        return None
+    confirm = (
+        args.project if args.yes else await _ask(f"Type the project id ({args.project}) to replace its database: ")
+    )
+    return await core.service(RestoreService).restore(args.project, backup_id, confirm.strip(), bar)
+
+
+def _newest_good(rows: list[dict[str, Any]]) -> str | None:
+    return next((r["id"] for r in rows if r["status"] in ("completed", "verified")), None)
+
+
+async def _ask(prompt: str) -> str:
+    read: Callable[[str], str] = input
+    answer: Awaitable[str] = asyncio.to_thread(read, prompt)
+    return await answer
+
+
+def _summary(result: Any) -> str:
+    if isinstance(result, list):
+        lines = [f"{'id':<24} {'created_at':<28} {'status':<10} {'size':>10}  verified_at"]
+        for r in result:
+            size = _human(r["size"] or 0)
+            lines.append(f"{r['id']:<24} {r['created_at']:<28} {r['status']:<10} {size:>10}  {r['verified_at'] or '-'}")
+        return "\n".join(lines)
+    keys = ("id", "project_id", "backup_id", "status", "size", "sha256", "verified_at", "undo_until")
+    return "\n".join(f"{k}: {result[k]}" for k in keys if k in result)
