@@ -6,6 +6,7 @@ role has stopped. Roles reach it through the typed app key ``CORE``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -22,7 +23,9 @@ from appliance.pg.pools import Credentials, PoolManager
 from appliance.pg.server import PgServer
 from appliance.projects import dbsetup
 from appliance.projects.keys import KeyService
+from appliance.projects.model import ProjectNames
 from appliance.projects.service import ProjectService
+from appliance.sqlident import quote_ident
 from appliance.storage.base import StorageBackend
 from appliance.storage.factory import build_storage
 
@@ -127,7 +130,15 @@ class Core:
         await self._prepare_postgres()
 
     async def _credentials(self, project_id: str, role: str) -> Credentials:
-        return await self.projects.credentials(project_id, role)
+        """Pool logins. ``anon`` is the app login switched for good into the anon role (reads
+        with the publishable key need no transaction); API pools carry the statement timeout."""
+        if role not in ("app", "anon"):
+            return await self.projects.credentials(project_id, role)
+        creds = await self.projects.credentials(project_id, "app")
+        init = f"SET statement_timeout = {int(self.config.gateway.statement_timeout_ms)}"
+        if role == "anon":
+            init = f"SET ROLE {quote_ident(ProjectNames(project_id).anon)}; {init}"
+        return dataclasses.replace(creds, init_sql=init)
 
     async def _prepare_postgres(self) -> None:
         """Harden the server and finish interrupted work. PostgreSQL may be down: then /readyz says so."""

@@ -26,10 +26,7 @@ from appliance.pg.pools import PoolManager
 
 T = TypeVar("T")
 
-_SET_CONTEXT = (
-    "SELECT set_config('statement_timeout', $1, true), set_config('role', $2, true),"
-    " set_config('request.jwt.claims', $3, true)"
-)
+_SET_CLAIMS = "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)"
 
 
 class DbApi:
@@ -39,23 +36,35 @@ class DbApi:
         self._pools: PoolManager = core.pools
         self._config: GatewayConfig = core.config.gateway
         self.schemas = SchemaCache(self._config.exposed_schema)
-        self._timeout = f"{self._config.statement_timeout_ms}ms"
         core.schema_listeners.append(self.schemas.invalidate)
 
     async def _run(
-        self, ctx: ApiContext, work: Callable[[asyncpg.Connection, SchemaSnapshot], Awaitable[T]], *, write: bool
+        self,
+        ctx: ApiContext,
+        work: Callable[[asyncpg.Connection, SchemaSnapshot], Awaitable[T]],
+        *,
+        write: bool,
+        atomic: bool = False,
     ) -> T:
-        """Run ``work`` with a snapshot; on a stale-schema error refresh it and retry once."""
+        """Run ``work`` with a snapshot; on a stale-schema error refresh it and retry once.
+
+        The hot path is one round trip: secret-key requests use the app pool and publishable
+        reads the anon pool (both with the timeout set per connection), in autocommit.
+        Only end users (claims per request) and multi-statement writes open a transaction.
+        """
         if write and not ctx.is_secret and ctx.claims is None:
             raise Forbidden(
                 "the publishable key may only read; sign the user in or use the secret key", code="read_only_key"
             )
+        pool = "app" if ctx.is_secret or ctx.claims is not None else "anon"
         try:
-            async with self._pools.connection(ctx.project_id, "app") as conn:
+            async with self._pools.connection(ctx.project_id, pool) as conn:
                 for attempt in (0, 1):
-                    snapshot = await self.schemas.get(ctx.project_id, conn, refresh=attempt == 1)
+                    snapshot = await self.schemas.get((ctx.project_id, pool), conn, refresh=attempt == 1)
                     try:
-                        return await self._in_context(conn, ctx, snapshot, work, write=write)
+                        if ctx.claims is not None or atomic:
+                            return await self._in_transaction(conn, ctx, snapshot, work, write=write)
+                        return await work(conn, snapshot)
                     except asyncpg.PostgresError as exc:
                         if attempt == 0 and pgerrors.is_stale_schema(exc):
                             continue
@@ -64,7 +73,7 @@ class DbApi:
             raise pgerrors.translate(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _in_context(
+    async def _in_transaction(
         self,
         conn: asyncpg.Connection,
         ctx: ApiContext,
@@ -73,10 +82,9 @@ class DbApi:
         *,
         write: bool,
     ) -> T:
-        role = ctx.db_role
         async with conn.transaction(readonly=not write):
-            claims = json.dumps(ctx.claims) if ctx.claims is not None else ""
-            await conn.fetchrow(_SET_CONTEXT, self._timeout, role or ctx.names.app, claims)
+            if ctx.claims is not None:
+                await conn.fetchrow(_SET_CLAIMS, ctx.names.authenticated, json.dumps(ctx.claims))
             return await work(conn, snapshot)
 
     # -- operations ------------------------------------------------------------------------
@@ -104,6 +112,9 @@ class DbApi:
         async def work(conn: asyncpg.Connection, snapshot: SchemaSnapshot) -> tuple[str | None, int]:
             info = snapshot.table(table)
             statements = sqlgen.build_insert(info, rows, returning=returning, max_rows=self._config.max_limit)
+            if len(statements) > 1 and not conn.is_in_transaction():
+                async with conn.transaction():
+                    return await _collect(conn, statements, returning=returning)
             return await _collect(conn, statements, returning=returning)
 
         return await self._run(ctx, work, write=True)

@@ -73,28 +73,30 @@ class SchemaCache:
         self.schema = schema
         self.ttl = ttl
         self._clock = clock
-        self._entries: dict[str, _Entry] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Keyed by (project, pool): what a role may see differs between the app and anon pools.
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-    def cached(self, project_id: str) -> SchemaSnapshot | None:
-        entry = self._entries.get(project_id)
+    def cached(self, key: tuple[str, str]) -> SchemaSnapshot | None:
+        entry = self._entries.get(key)
         if entry is None or self._clock() - entry.loaded_at > self.ttl:
             return None
         return entry.snapshot
 
-    async def get(self, project_id: str, conn: asyncpg.Connection, *, refresh: bool = False) -> SchemaSnapshot:
+    async def get(self, key: tuple[str, str], conn: asyncpg.Connection, *, refresh: bool = False) -> SchemaSnapshot:
         if not refresh:
-            snapshot = self.cached(project_id)
+            snapshot = self.cached(key)
             if snapshot is not None:
                 return snapshot
-        lock = self._locks.setdefault(project_id, asyncio.Lock())
+        lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            entry = self._entries.get(project_id)
+            entry = self._entries.get(key)
             if entry is not None and not refresh and self._clock() - entry.loaded_at <= self.ttl:
                 return entry.snapshot
             snapshot = await introspect(conn, self.schema)
-            self._entries[project_id] = _Entry(snapshot, self._clock())
+            self._entries[key] = _Entry(snapshot, self._clock())
             return snapshot
 
     def invalidate(self, project_id: str) -> None:
-        self._entries.pop(project_id, None)
+        for key in [k for k in self._entries if k[0] == project_id]:
+            self._entries.pop(key, None)

@@ -25,13 +25,16 @@ class Credentials:
     user: str
     password: str
     database: str
+    # Run once on every new connection of the pool (e.g. SET ROLE for the anon pool).
+    init_sql: str | None = None
 
 
 CredentialsLoader = Callable[[str, str], Awaitable[Credentials]]
 
-# Roles whose sessions never change session state (only SET LOCAL inside transactions): their
-# connections skip the RESET ALL round trip on release. The owner pool (SQL editor) keeps it.
-LIGHT_RESET_ROLES = frozenset({"app"})
+# Pools whose sessions never change session state after init (only SET LOCAL inside
+# transactions): their connections skip the RESET ALL round trip on release, which would also
+# undo the init. The owner pool (SQL editor) keeps the full reset.
+LIGHT_RESET_ROLES = frozenset({"app", "anon"})
 
 
 async def _light_reset(conn: asyncpg.Connection) -> None:
@@ -68,6 +71,12 @@ class PoolManager:
         self._creating[key] = future
         try:
             creds = await self._loader(project_id, role)
+            init_sql = creds.init_sql
+
+            async def init(conn: asyncpg.Connection) -> None:
+                if init_sql:
+                    await conn.execute(init_sql)
+
             pool = await asyncpg.create_pool(
                 host=creds.host,
                 port=creds.port,
@@ -78,6 +87,7 @@ class PoolManager:
                 max_size=self._pool_max,
                 max_inactive_connection_lifetime=self._idle,
                 reset=_light_reset if role in LIGHT_RESET_ROLES else None,
+                init=init,
                 timeout=10,
             )
         except BaseException as exc:

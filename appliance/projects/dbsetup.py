@@ -61,7 +61,9 @@ async def _set_password(conn: asyncpg.Connection, role: str, password: str) -> N
 async def create_roles_and_database(conn: asyncpg.Connection, names: ProjectNames, passwords: dict[str, str]) -> None:
     q = quote_ident
     await conn.execute(f"CREATE ROLE {q(names.owner)} LOGIN CONNECTION LIMIT 20")
-    await conn.execute(f"CREATE ROLE {q(names.app)} LOGIN NOINHERIT CONNECTION LIMIT 30")
+    # Service level, like Supabase's service_role: the secret key is not subject to RLS. Once it
+    # switches into anon/authenticated (SET ROLE), their policies apply.
+    await conn.execute(f"CREATE ROLE {q(names.app)} LOGIN NOINHERIT BYPASSRLS CONNECTION LIMIT 30")
     await conn.execute(f"CREATE ROLE {q(names.anon)} NOLOGIN")
     await conn.execute(f"CREATE ROLE {q(names.authenticated)} NOLOGIN")
     # The app role switches into anon/authenticated per request (SET LOCAL ROLE), so RLS applies.
