@@ -105,7 +105,7 @@ def start_atlashub(work: Path, n: int) -> tuple[subprocess.Popen[bytes], str, di
     proc = subprocess.Popen(
         [str(VENV_BIN / "atlashub"), "dev", "--data-dir", str(data), "--gateway-port", "0", "--dashboard-port", "0"],
         stdout=subprocess.DEVNULL,
-        stderr=open(work / "atlas.log", "wb"),  # noqa: SIM115
+        stderr=open(work / "atlas.log", "wb"),
         env={
             **os.environ,
             "ATLASHUB_GATEWAY_RATE_LIMIT_PER_SECOND": "1000000",
@@ -117,7 +117,8 @@ def start_atlashub(work: Path, n: int) -> tuple[subprocess.Popen[bytes], str, di
     admin = {"x-dev-admin-token": info["admin_token"]}
     project = http("POST", info["dashboard_url"] + "/admin/api/projects", {"name": "bench"}, admin)
     sql = (
-        "CREATE TABLE records (id serial PRIMARY KEY, title text NOT NULL, score int NOT NULL, created timestamptz NOT NULL);"
+        "CREATE TABLE records (id serial PRIMARY KEY, title text NOT NULL, score int NOT NULL,"
+        " created timestamptz NOT NULL);"
         "CREATE INDEX records_score ON records (score); CREATE INDEX records_created ON records (created);"
     )
     http(
@@ -233,7 +234,8 @@ def main() -> None:
             ),
         ]
         print(
-            f"{'case':<26}{'AtlasHub req/s':>16}{'PocketBase req/s':>18}{'ratio':>8}{'p50 ms A/P':>16}{'p99 ms A/P':>18}"
+            f"{'case':<26}{'AtlasHub req/s':>16}{'PocketBase req/s':>18}{'ratio':>8}"
+            f"{'p50 ms A/P':>16}{'p99 ms A/P':>18}"
         )
         for name, (a_url, a_headers), (p_url, p_headers) in cases:
             wrk(a_url, a_headers, 50, 2)  # warm-up

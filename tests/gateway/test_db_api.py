@@ -344,7 +344,7 @@ async def test_rate_limit(tmp_path: Any, pg: Any) -> None:
     async with running_daemon(
         tmp_path / "s", pg, gateway={"rate_limit_per_second": 1.0, "rate_limit_burst": 3}
     ) as atlas:
-        status, body = await atlas.admin("POST", "/admin/api/projects", json={"name": "limited"})
+        _, body = await atlas.admin("POST", "/admin/api/projects", json={"name": "limited"})
         secret = body["secret_key"]
         results = [await atlas.public("GET", "/v1/db/tables", secret) for _ in range(5)]
         assert [s for s, _ in results][:3] == [200, 200, 200]
