@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -31,7 +32,7 @@ from tests.fixtures.daemon import RunningDaemon, running_daemon
 from tests.fixtures.pg import running_postgres
 
 PASSWORD = "correct horse battery"
-UNLIMITED = {
+UNLIMITED: dict[str, dict[str, Any]] = {
     "auth": {"login_per_minute": 1_000_000, "signup_per_hour": 1_000_000},
     "gateway": {"rate_limit_per_second": 1_000_000.0, "rate_limit_burst": 1_000_000.0},
 }
