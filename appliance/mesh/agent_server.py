@@ -21,7 +21,7 @@ from aiohttp import web
 from appliance.config import parse_listen
 from appliance.control.store import utcnow
 from appliance.core import Core
-from appliance.errors import AtlasError, BadRequest, Forbidden, ServiceUnavailable
+from appliance.errors import AtlasError, BadRequest, Forbidden, PayloadTooLarge, ServiceUnavailable
 from appliance.mesh.envelope import (
     COMMAND,
     COMMAND_RESULT,
@@ -44,9 +44,22 @@ MESH = web.AppKey("mesh", Mesh)
 RECEIVERS = web.AppKey("mesh_receivers", dict)
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, read from the stream (so the request may still be cloned), size-limited."""
+    limit = request.app._client_max_size
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes", code="payload_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def verified(request: web.Request, mesh: Mesh, expected_type: str) -> VerifiedMessage:
     """Read the whole body and check its envelope (the one Verifier of the process)."""
-    body = await request.read()
+    body = await read_body(request)
     return mesh.verifier.verify(
         request.headers.get(HEADER_ENVELOPE, ""),
         request.headers.get(HEADER_SIGNATURE, ""),

@@ -19,7 +19,7 @@ from yarl import URL
 
 from appliance.errors import BadRequest, Forbidden
 from appliance.gateway import context as gateway_context
-from appliance.mesh.agent_server import from_master
+from appliance.mesh.agent_server import from_master, read_body
 from appliance.mesh.envelope import FORWARDED_REQUEST, HEADER_ENVELOPE, HEADER_SIGNATURE, decode_forwarded_request
 from appliance.mesh.forward import FORWARD_PATH, FORWARDED, FORWARDED_HEADERS
 from appliance.mesh.join import JOIN_PATH, accept_join
@@ -38,7 +38,10 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 async def join(request: web.Request) -> web.Response:
     mesh = await _mesh(request)
     sealed = await accept_join(
-        mesh, request.headers.get(HEADER_ENVELOPE, ""), request.headers.get(HEADER_SIGNATURE, ""), await request.read()
+        mesh,
+        request.headers.get(HEADER_ENVELOPE, ""),
+        request.headers.get(HEADER_SIGNATURE, ""),
+        await read_body(request),
     )
     return web.Response(body=sealed.body, headers=sealed.http_headers(), content_type="application/json")
 

@@ -52,12 +52,13 @@ def mesh_config(role: str, **values: Any) -> MeshConfig:
 
 @asynccontextmanager
 async def running_node(
-    state_dir: Path, pg: EmbeddedPostgres, role: str, name: str, **mesh: Any
+    state_dir: Path, pg: EmbeddedPostgres, role: str, name: str, *, gateway_port: int = 0, **mesh: Any
 ) -> AsyncIterator[RunningDaemon]:
+    """A daemon of ``role``; pass ``gateway_port`` and ``agent_listen`` to restart it at the same address."""
     state_dir.mkdir(parents=True, exist_ok=True)
     if not (state_dir / MASTER_KEY_FILE).exists():
         generate_master_key(state_dir / MASTER_KEY_FILE)
-    port = free_port()
+    port = gateway_port or free_port()
     config = make_config(
         state_dir, pg, node={"name": name, "state_dir": str(state_dir)}, gateway={"listen": f"127.0.0.1:{port}"}
     )
