@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             from appliance.dev import run_dev
 
             return run_dev(args.data_dir, args.gateway_port, args.dashboard_port)
-        config = load_config(args.config)
+        if args.command == "init" and not (args.config or DEFAULT_CONFIG_PATH).exists():
+            config = load_config(use_file=False)  # init writes the file
+        else:
+            config = load_config(args.config)
         handler = getattr(args, "handler", None)
         if handler is not None:
             setup_logging(config.logging.level, "text")

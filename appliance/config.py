@@ -49,6 +49,8 @@ class DashboardConfig:
     listen: str = "127.0.0.1:8081"
     dev_admin_token_enabled: bool = False
     static_dir: str = ""
+    sql_timeout_ms: int = 5000
+    sql_allow_extensions: bool = False
 
 
 @dataclass(frozen=True)
@@ -373,6 +375,8 @@ def _validate(config: Config) -> list[str]:
         problems.append("storage.backend: must be 'fs' or 's3'")
     if config.storage.backend == "s3" and not config.storage.s3_endpoint:
         problems.append("storage.s3_endpoint: required when storage.backend is 's3'")
+    if config.dashboard.sql_timeout_ms < 100:
+        problems.append("dashboard.sql_timeout_ms: must be at least 100")
     if config.mesh.role not in ("master", "worker"):
         problems.append("mesh.role: must be 'master' or 'worker'")
     if config.mesh.role == "worker" and not config.mesh.master_url:

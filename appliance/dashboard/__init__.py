@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from appliance.config import Config
-from appliance.dashboard import static
+from appliance.dashboard import sessions, static
 from appliance.dashboard.adminauth import RESOLVERS, admin_auth_middleware, dev_token_resolver
 from appliance.dashboard.routes import RESOLVER_MODULES, route_tables
 from appliance.plugins import present
@@ -17,3 +17,5 @@ def setup(app: web.Application, config: Config) -> None:
     for table in route_tables():
         app.add_routes(table)
     static.add_static_routes(app, config)
+    # Prints the one-time setup code at start while no local admin exists.
+    app.cleanup_ctx.append(sessions.lifecycle)
