@@ -57,7 +57,10 @@ def test_every_error_is_reported_at_once_with_its_key(tmp_path: Path) -> None:
     ):
         assert expected in text
     # Type errors stop the build before cross-field checks; fix them and the rest appear together.
-    path = write(tmp_path, "[node]\nroles = ['gateway', 'teleporter']\n[gateway]\nlisten = 'nonsense'\n[storage]\nbackend = 'tape'\n")
+    path = write(
+        tmp_path,
+        "[node]\nroles = ['gateway', 'teleporter']\n[gateway]\nlisten = 'nonsense'\n[storage]\nbackend = 'tape'\n",
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     text = "\n".join(info.value.problems)

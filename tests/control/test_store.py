@@ -22,8 +22,17 @@ async def test_shipped_migrations_apply_and_are_recorded(tmp_path: Path) -> None
         assert [m["name"] for m in status["applied"]] == [m.name for m in load_migrations()]
         tables = {r["name"] for r in await store.fetchall("SELECT name FROM sqlite_master WHERE type='table'")}
         for expected in (
-            "projects", "api_keys", "project_db_creds", "buckets", "file_metadata", "audit_logs",
-            "cron_jobs", "cron_job_runs", "backups", "nodes", "platform_migrations",
+            "projects",
+            "api_keys",
+            "project_db_creds",
+            "buckets",
+            "file_metadata",
+            "audit_logs",
+            "cron_jobs",
+            "cron_job_runs",
+            "backups",
+            "nodes",
+            "platform_migrations",
         ):
             assert expected in tables
         journal = await store.fetchone("PRAGMA journal_mode")
@@ -51,7 +60,7 @@ async def test_reopening_applies_only_new_migrations(tmp_path: Path) -> None:
 async def test_a_failing_migration_leaves_nothing_half_applied(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     store = ControlPlane(path, [M1, BROKEN])
-    with pytest.raises(StartupError, match="0002_b.sql failed"):
+    with pytest.raises(StartupError, match=r"0002_b\.sql failed"):
         await store.open()
     store = ControlPlane(path, [M1])
     await store.open()

@@ -327,7 +327,7 @@ async def test_secrets_never_reach_the_logs(atlas: RunningDaemon, caplog: pytest
     caplog.set_level(logging.DEBUG)
     created = await create(atlas)
     pid = created["id"]
-    status, rotated = await atlas.admin("POST", f"/admin/api/projects/{pid}/keys", json={"type": "secret"})
+    _, rotated = await atlas.admin("POST", f"/admin/api/projects/{pid}/keys", json={"type": "secret"})
     passwords = [(await atlas.daemon.core.projects.credentials(pid, role)).password for role in ("owner", "app")]
     text = caplog.text
     for secret in (created["secret_key"], created["publishable_key"], rotated["secret"], *passwords):
