@@ -10,6 +10,7 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from appliance import __version__
 from appliance.config import DEFAULT_CONFIG_PATH, KNOWN_ROLES, Config, load_config
@@ -66,8 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gateway-port", type=int, default=8080)
     p.add_argument("--dashboard-port", type=int, default=8081)
 
-    p = sub.add_parser("migrate", help="apply control-plane migrations")
+    p = sub.add_parser("migrate", help="apply control-plane migrations, or a project's migrations from a folder")
     p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--project", default=None, help="project id: apply DIR/*.sql to its database as its owner")
+    p.add_argument("dir", nargs="?", type=Path, help="folder of NNNN_name.sql files (with --project)")
 
     p = sub.add_parser("doctor", help="check this node's configuration and health")
     p.add_argument("--config", type=Path, default=None)
@@ -105,6 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(config, args.config, args.roles)
         if args.command == "migrate":
+            if args.project:
+                if args.dir is None:
+                    print("atlashub migrate --project ID needs a folder of .sql files", file=sys.stderr)
+                    return EXIT_CONFIG
+                files = sorted(args.dir.glob("*.sql"))
+                if not files:
+                    print(f"no .sql files in {args.dir}", file=sys.stderr)
+                    return EXIT_CONFIG
+                body = {"migrations": [{"name": f.name, "sql": f.read_text()} for f in files]}
+                return asyncio.run(_migrate_project(config, args.project, body))
             return asyncio.run(_migrate(config))
         if args.command == "doctor":
             from appliance.doctor import run_doctor
@@ -143,4 +156,28 @@ async def _migrate(config: Config) -> int:
     finally:
         await core.close()
     print(f"control plane at migration {len(status['applied'])} of {status['latest']}")
+    return 0
+
+
+async def _migrate_project(config: Config, project_id: str, body: dict[str, Any]) -> int:
+    from appliance.core import Core
+    from appliance.errors import AtlasError
+    from appliance.projects import migrations
+
+    core = Core(config)
+    await core.open()
+    try:
+        project = await core.projects.get(project_id)
+        parsed = migrations.parse_migrations(body)
+        async with core.pools.connection(project.id, "owner") as conn:
+            result = await migrations.apply(conn, parsed)
+    except AtlasError as exc:
+        print(f"atlashub: {exc.message}", file=sys.stderr)
+        return EXIT_STARTUP
+    finally:
+        await core.close()
+    for name in result["applied"]:
+        print(f"applied {name}")
+    for name in result["skipped"]:
+        print(f"skipped {name} (already applied)")
     return 0
