@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from appliance.control.store import ControlPlane
@@ -71,6 +72,12 @@ DEFAULTS: dict[str, Any] = {
 _PLATFORM_TIMEOUT_MAX = 6 * 3600 * 1000
 
 
+@lru_cache(maxsize=4096)
+def compiled_schedule(cron: str, timezone: str) -> Schedule:
+    """Parsing with croniter costs about a millisecond: stored schedules are parsed once."""
+    return validate_schedule(cron, timezone)
+
+
 def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -112,7 +119,7 @@ class Job:
 
     @property
     def schedule(self) -> Schedule:
-        return validate_schedule(self.schedule_cron, self.timezone)
+        return compiled_schedule(self.schedule_cron, self.timezone)
 
     def http_spec(self) -> HttpJobSpec:
         return HttpJobSpec(

@@ -94,19 +94,17 @@ class RunLog:
         A job edited since it was read keeps its new watermark: the edit wins.
         """
         stamp = iso(now)
+        ticks = list(ticks)
+        progress = [
+            (iso(t.last_due), iso(t.next_due) if t.next_due else None, t.job.id, t.job.updated_at) for t in ticks
+        ]
+        inserts = [_insert_run(run, stamp)[1] for t in ticks for run in t.runs]
         async with self.store.transaction() as tx:
-            for tick in ticks:
-                await tx.execute(
-                    "UPDATE cron_jobs SET last_due_at = ?, next_run_at = ? WHERE id = ? AND updated_at = ?",
-                    (
-                        iso(tick.last_due),
-                        iso(tick.next_due) if tick.next_due else None,
-                        tick.job.id,
-                        tick.job.updated_at,
-                    ),
-                )
-                for run in tick.runs:
-                    await tx.execute(*_insert_run(run, stamp))
+            await tx.executemany(
+                "UPDATE cron_jobs SET last_due_at = ?, next_run_at = ? WHERE id = ? AND updated_at = ?", progress
+            )
+            if inserts:
+                await tx.executemany(_INSERT_RUN, inserts)
 
     async def start(self, run: RunStart, now: datetime) -> str:
         await self.store.execute(*_insert_run(run, iso(now)))
@@ -194,13 +192,18 @@ class RunLog:
         return await platform_jobs.prune_runs(self.store, older_than)
 
 
+# A job deleted meanwhile gets no row, rather than failing the whole batch on the foreign key.
+_INSERT_RUN = (
+    "INSERT INTO cron_job_runs (id, job_id, trigger, scheduled_for, started_at, finished_at, status,"
+    " duration_ms, error_text, attempt) SELECT ?, id, ?, ?, ?, ?, ?, ?, ?, ? FROM cron_jobs WHERE id = ?"
+)
+
+
 def _insert_run(run: RunStart, stamp: str) -> tuple[str, tuple[Any, ...]]:
     finished = stamp if run.status == "skipped" else None
     duration = 0 if run.status == "skipped" else None
-    # A job deleted meanwhile gets no row, rather than failing the whole batch on the foreign key.
     return (
-        "INSERT INTO cron_job_runs (id, job_id, trigger, scheduled_for, started_at, finished_at, status,"
-        " duration_ms, error_text, attempt) SELECT ?, id, ?, ?, ?, ?, ?, ?, ?, ? FROM cron_jobs WHERE id = ?",
+        _INSERT_RUN,
         (
             run.id,
             run.trigger,
