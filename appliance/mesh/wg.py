@@ -36,11 +36,14 @@ class PeerSpec:
     keepalive: bool = False
 
 
-async def run(*argv: str, check: bool = True, input: bytes | None = None) -> tuple[int, str]:
+async def run(
+    *argv: str, check: bool = True, input: bytes | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str]:
     """Run one command without a shell; return (exit code, stdout). Stderr goes into the error."""
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
+            env=env,
             stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -104,7 +107,9 @@ class WireGuard:
         if userspace is None:
             raise WireGuardError("no kernel WireGuard and no wireguard-go (apt-get install wireguard-go)")
         log.info("kernel WireGuard unavailable; starting wireguard-go for %s", self.interface)
-        await run(userspace, self.interface)
+        # wireguard-go refuses to start where the kernel could have WireGuard unless told otherwise;
+        # here the kernel just said it cannot. It daemonises and outlives us, like a kernel interface.
+        await run(userspace, self.interface, env={**os.environ, "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"})
         for _ in range(50):
             if await self.exists():
                 return
