@@ -252,22 +252,6 @@ export default function SignInPage() {
     );
   } else if (status === "error") {
     body = <ErrorAlert error={error} title="Cannot reach the admin API" onRetry={() => void refresh()} />;
-  } else if (session?.setup_required) {
-    title = "Set up AtlasHub";
-    description = "Create the first administrator of this node.";
-    Icon = ShieldCheck;
-    body = <SetupForm />;
-  } else if (session?.mode === "access") {
-    Icon = ShieldCheck;
-    description = "This dashboard is protected by Cloudflare Access.";
-    body = (
-      <div className="grid gap-3 text-sm" data-testid="signin-access">
-        <p className="text-muted-foreground">
-          Your Access session was not recognised or has expired. Sign in through your Access login page, then reload.
-        </p>
-        <Button onClick={() => window.location.reload()}>Reload</Button>
-      </div>
-    );
   } else if (session?.mode === "dev") {
     description = "Development mode: use the dev admin token, or a local admin account.";
     body = (
@@ -287,6 +271,22 @@ export default function SignInPage() {
           <PasswordForm />
         </TabsContent>
       </Tabs>
+    );
+  } else if (session?.setup_required) {
+    title = "Set up AtlasHub";
+    description = "Create the first administrator of this node.";
+    Icon = ShieldCheck;
+    body = <SetupForm />;
+  } else if (session?.mode === "access") {
+    Icon = ShieldCheck;
+    description = "This dashboard is protected by Cloudflare Access.";
+    body = (
+      <div className="grid gap-3 text-sm" data-testid="signin-access">
+        <p className="text-muted-foreground">
+          Your Access session was not recognised or has expired. Sign in through your Access login page, then reload.
+        </p>
+        <Button onClick={() => window.location.reload()}>Reload</Button>
+      </div>
     );
   } else {
     body = <PasswordForm />;
