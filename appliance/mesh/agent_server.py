@@ -71,7 +71,7 @@ async def verified(request: web.Request, mesh: Mesh, expected_type: str) -> Veri
 async def from_master(request: web.Request, mesh: Mesh, expected_type: str) -> VerifiedMessage:
     """A message that only this worker's master may send (another worker's is refused)."""
     message = await verified(request, mesh, expected_type)
-    master = await mesh.master()
+    master = mesh.active_master()
     if mesh.role != "worker" or master is None or message.sender != master.id:
         log.warning("mesh message refused: %s from %s, which is not this node's master", expected_type, message.sender)
         raise Forbidden("only the master may send this message", code="not_from_master")

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from appliance.errors import Forbidden, NotFound, ServiceUnavailable
+from appliance.errors import Forbidden, ServiceUnavailable
 from appliance.mesh.envelope import FORWARDED_REQUEST, encode_forwarded_request, seal
 from appliance.mesh.peers import Mesh
 from appliance.web.keys import CORE
@@ -99,10 +99,12 @@ def _unavailable(node_id: str, why: str) -> ServiceUnavailable:
 
 
 async def forward(request: web.Request, mesh: Mesh, node_id: str, project_id: str, key_type: str) -> web.StreamResponse:
-    try:
-        node = await mesh.get(node_id)
-    except NotFound:
-        raise _unavailable(node_id, "removed") from None
+    node = mesh.active_peer(node_id)
+    if node is None:
+        await mesh.load()  # joined a moment ago, or removed
+        node = mesh.active_peer(node_id)
+    if node is None:
+        raise _unavailable(node_id, "removed")
     if not node.gateway_url:
         raise _unavailable(node_id, "no_address")
     body = await request.read()

@@ -114,7 +114,7 @@ async def accept_join(mesh: Mesh, header_b64: str, signature_b64: str, body: byt
             " agent_url, status, version, created_at) VALUES (?, ?, 'worker', ?, ?, ?, ?, ?, ?, 'unknown', ?, ?)",
             (node_id, name, announced, wg_public, address, endpoint, gateway_url, agent_url, version, utcnow()),
         )
-    mesh.verifier.add_peer(node_id, announced)
+    await mesh.load()  # pins the new key and refreshes the in-memory peer table
     try:
         if not await mesh.wg.exists():
             await mesh.wireguard_up()

@@ -105,6 +105,8 @@ class Mesh:
         )
         self._session: aiohttp.ClientSession | None = None
         self._project_nodes: dict[str, str | None] = {}
+        # Active peers as of the last load(): the hot path (forwarding) reads this, not SQLite.
+        self._active: dict[str, Node] = {}
 
     # -- the table -------------------------------------------------------------------------
 
@@ -118,6 +120,14 @@ class Mesh:
         if row is None or (row["removed_at"] is not None and not include_removed):
             raise NotFound(f"no node {node_id!r}", code="node_not_found")
         return Node.from_row(row)
+
+    def active_peer(self, node_id: str) -> Node | None:
+        """A pinned peer from memory (as of the last ``load()``); None if unknown or removed."""
+        return self._active.get(node_id) if node_id in self.verifier.peers() else None
+
+    def active_master(self) -> Node | None:
+        """On a worker: its master, from memory."""
+        return next((n for n in self._active.values() if n.role == "master"), None)
 
     async def master(self) -> Node | None:
         """On a worker: the master it joined (None before the join)."""
@@ -155,6 +165,7 @@ class Mesh:
     async def load(self) -> None:
         """Pin every active peer and forget removed ones. Idempotent; cheap enough to poll."""
         active = {n.id: n for n in await self.all() if n.id != self.self_id and n.ed25519_public}
+        self._active = active
         for node_id in self.verifier.peers() - set(active):
             self.verifier.remove_peer(node_id)
             log.info("unpinned node %s", node_id)
@@ -194,6 +205,7 @@ class Mesh:
             (utcnow(), node_id),
         )
         self.verifier.remove_peer(node_id)
+        self._active.pop(node_id, None)
         if node.wg_public:
             try:
                 await self.wg.remove_peer(node.wg_public)
