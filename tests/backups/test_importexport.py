@@ -92,17 +92,24 @@ async def test_import_is_all_or_nothing_when_the_connection_dies(atlas: RunningD
     pid = await create_project(atlas, schema=PEOPLE)
     big = "id,name,age\n" + "".join(f"{i},p{i},{i % 90}\n" for i in range(100, 200_100))
     conn = await project_conn(pg, pid)
+    # Row 150000 stalls the INSERT, so the connection surely dies in the middle of it.
+    await conn.execute(
+        "CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN IF NEW.id = 150000 THEN PERFORM pg_sleep(30); END IF; RETURN NEW; END $$;"
+        " CREATE TRIGGER stall BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION stall()"
+    )
     try:
 
         async def kill_import() -> None:
-            for _ in range(400):
+            for _ in range(3000):
                 killed = await conn.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%_atlas_import%'"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND wait_event = 'PgSleep'"
                 )
                 if killed:
                     return
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.01)
 
         killer = asyncio.create_task(kill_import())
         status, got = await atlas.admin(
