@@ -9,6 +9,7 @@ node_unavailable`` for its projects only.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Final
 
 import aiohttp
@@ -55,6 +56,9 @@ _HOP_BY_HOP: Final = frozenset(
     }
 )
 CONNECT_TIMEOUT: Final = 3.0
+# After a failed connection, answer 503 at once for this long instead of waiting on a dead
+# peer for every request; the first request after it tries again, so recovery needs no one.
+RETRY_AFTER_FAILURE_S: Final = 2.0
 READ_TIMEOUT: Final = 120.0
 BUFFER_LIMIT: Final = 1024 * 1024
 
@@ -107,6 +111,8 @@ async def forward(request: web.Request, mesh: Mesh, node_id: str, project_id: st
         raise _unavailable(node_id, "removed")
     if not node.gateway_url:
         raise _unavailable(node_id, "no_address")
+    if mesh.down_until.get(node_id, 0.0) > time.monotonic():
+        raise _unavailable(node_id, "unreachable")
     body = await request.read()
     descriptor = {
         "project_id": project_id,
@@ -128,7 +134,9 @@ async def forward(request: web.Request, mesh: Mesh, node_id: str, project_id: st
         )
     except (aiohttp.ClientConnectionError, TimeoutError) as exc:
         log.warning("forwarding to node %s failed: %r", node_id, exc)
+        mesh.down_until[node_id] = time.monotonic() + RETRY_AFTER_FAILURE_S
         raise _unavailable(node_id, "unreachable") from None
+    mesh.down_until.pop(node_id, None)
     try:
         return await _relay(request, upstream, node_id)
     finally:

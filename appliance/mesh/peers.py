@@ -107,6 +107,8 @@ class Mesh:
         self._project_nodes: dict[str, str | None] = {}
         # Active peers as of the last load(): the hot path (forwarding) reads this, not SQLite.
         self._active: dict[str, Node] = {}
+        # node id -> monotonic time until which forwarding answers 503 without trying (forward.py).
+        self.down_until: dict[str, float] = {}
 
     # -- the table -------------------------------------------------------------------------
 

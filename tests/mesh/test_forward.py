@@ -27,7 +27,7 @@ from appliance.pg.embedded import EmbeddedPostgres
 from appliance.web.errors import error_middleware
 from appliance.web.keys import CORE
 from appliance.web.util import json_response
-from tests.agent.cluster import free_port, join, running_node
+from tests.agent.cluster import free_port, join, running_node, wait_for
 from tests.fixtures.daemon import RunningDaemon
 
 SCHEMA = "CREATE TABLE todos (id serial PRIMARY KEY, title text NOT NULL, done boolean NOT NULL DEFAULT false);"
@@ -197,8 +197,16 @@ async def test_worker_down_then_back(cluster: dict[str, Any], pg: EmbeddedPostgr
     assert headers.get("Retry-After") == "5"
     status, body, _ = await call(master, url, "GET", "/v1/db/x", local["secret_key"])
     assert (status, body["served_by"]) == (200, "here")
+    # Right after a failure the master answers at once instead of trying the dead peer again.
+    started = time.monotonic()
+    status, body, _ = await call(master, url, "GET", "/v1/db/todos", secret)
+    assert (status, body["error"]["details"]["reason"]) == (503, "unreachable")
+    assert time.monotonic() - started < 0.5
     async with running_node(cluster["tmp"] / "w", pg, "worker", "worker-1", heartbeat_seconds=0.5, **cluster["ports"]):
-        status, rows, _ = await call(master, url, "GET", "/v1/db/todos", secret)
-        assert status == 200 and rows == [], rows
+
+        async def serving() -> bool:
+            return (await call(master, url, "GET", "/v1/db/todos", secret))[0] == 200
+
+        await wait_for(serving, what="the worker serving again")
     mesh = master.daemon.core.service(Mesh)
     assert worker.daemon.core.node_id in mesh.verifier.peers()
