@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -58,7 +59,7 @@ def edge_app(core: Core) -> web.Application:
     install_rate_limits(app, 1e9, 1e9)
     for route in db_routes.routes:
         assert isinstance(route, web.RouteDef)
-        app.router.add_route(route.method, route.path, _edge(route.handler))  # type: ignore[arg-type]
+        app.router.add_route(route.method, route.path, _edge(route.handler))
     return app
 
 
@@ -81,7 +82,7 @@ def summary(values: list[float]) -> tuple[float, float]:
 async def main(requests: int, warmup: int) -> None:
     with running_postgres() as pg, tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        fast = {"heartbeat_seconds": 30.0}
+        fast: dict[str, Any] = {"heartbeat_seconds": 30.0}
         async with (
             running_node(base / "m", pg, "master", "master", **fast) as master,
             running_node(base / "w", pg, "worker", "worker", **fast) as worker,
