@@ -1,0 +1,180 @@
+"""A booted Debian under systemd-nspawn, for tests of the .deb, its units and upgrades.
+
+The rootfs is made once by debootstrap and cached under ``/var/cache/atlashub-test/`` keyed by a
+hash of the package list; each test boots a throw-away copy of it with a private network (its
+own loopback, so nothing it listens on can collide with the host), and everything is stopped and
+removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+CACHE = Path(os.environ.get("ATLASHUB_TEST_CACHE", "/var/cache/atlashub-test"))
+SUITE = "bookworm"
+MIRROR = os.environ.get("ATLASHUB_TEST_MIRROR", "http://deb.debian.org/debian")
+# Everything the .deb depends on is in the cached image, so `apt-get install ./atlashub.deb`
+# inside a container without network resolves its dependencies against installed packages.
+PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "postgresql",
+    "wireguard-tools",
+    "curl",
+    "sqlite3",
+    "ca-certificates",
+    "procps",
+    "iproute2",
+)
+
+
+def rootfs_key() -> str:
+    text = "\n".join([SUITE, MIRROR, *sorted(PACKAGES)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached_rootfs() -> Path:
+    """Debootstrap the base image once per package list. Safe to call from parallel runs."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    target = CACHE / f"rootfs-{SUITE}-{rootfs_key()}"
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".complete").exists():
+            return target
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(PACKAGES)}",
+                SUITE,
+                str(partial),
+                MIRROR,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        # No cluster started at image-build time; keep the apt cache small and the machine id empty
+        # so every boot is a "new" machine.
+        (partial / "etc/machine-id").write_text("")
+        subprocess.run(["chroot", str(partial), "apt-get", "clean"], check=True)
+        (partial / ".complete").write_text("ok\n")
+        partial.rename(target)
+        return target
+
+
+@dataclass
+class Container:
+    name: str
+    root: Path
+    nspawn: subprocess.Popen[bytes]
+    leader: int
+
+    def run(
+        self, *cmd: str, check: bool = True, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the container (all its namespaces), as root."""
+        prefix = ["nsenter", "-t", str(self.leader), "-a", "--"]
+        full_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", **(env or {})}
+        out = subprocess.run(
+            [*prefix, "env", "-i", *(f"{k}={v}" for k, v in full_env.items()), *cmd],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(cmd)} exited {out.returncode}\nstdout:\n{out.stdout[-4000:]}\nstderr:\n{out.stderr[-4000:]}"
+            )
+        return out
+
+    def sh(self, script: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return self.run("bash", "-euo", "pipefail", "-c", script, check=check, timeout=timeout)
+
+    def copy_in(self, src: Path, dest: str) -> None:
+        target = self.root / dest.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+
+    def wait_running(self, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            state = self.run("systemctl", "is-system-running", check=False, timeout=30).stdout.strip()
+            if state in ("running", "degraded"):
+                return state
+            time.sleep(0.5)
+        raise AssertionError(f"container did not finish booting: {state!r}")
+
+
+def _leader_pid(nspawn_pid: int, timeout: float = 30) -> int:
+    """The container's PID 1 is the child of systemd-nspawn."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{nspawn_pid}/task/{nspawn_pid}/children")
+        with contextlib.suppress(OSError):
+            pids = children.read_text().split()
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
+                        return int(pid)
+        time.sleep(0.1)
+    raise AssertionError("the container's systemd did not start")
+
+
+@contextlib.contextmanager
+def booted_container(workdir: Path) -> Iterator[Container]:
+    """Copy the cached image, boot it with a private network, yield it; power it off and remove it."""
+    base = cached_rootfs()
+    root = workdir / "rootfs"
+    subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(root)], check=True)
+    name = f"atlashub-test-{uuid.uuid4().hex[:8]}"
+    log = open(workdir / "nspawn.log", "wb")  # closed in finally
+    proc = subprocess.Popen(
+        [
+            "systemd-nspawn",
+            "-D",
+            str(root),
+            "--boot",
+            "--register=no",
+            "--keep-unit",
+            "--private-network",
+            "-M",
+            name,
+            "-q",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        container = Container(name, root, proc, _leader_pid(proc.pid))
+        container.wait_running()
+        yield container
+    finally:
+        if proc.poll() is None:
+            # nspawn turns SIGTERM into a clean shutdown of the container; SIGKILL it if that hangs.
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
