@@ -260,7 +260,7 @@ async def bench(args: argparse.Namespace, pg: EmbeddedPostgres, base: Path) -> l
         if started:
             rows.append(
                 (
-                    f"run rows opened after due, {len(started)} runs (max)",  # {jobs} per minute
+                    f"run rows opened after due, {len(started)} runs (max)",
                     f"{started[-1] * 1000:.0f} ms",
                     "<= 1000 ms",
                 )
