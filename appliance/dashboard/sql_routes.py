@@ -22,15 +22,13 @@ from appliance.web.util import json_response, read_json_object
 
 routes = web.RouteTableDef()
 
-DEFAULT_TIMEOUT_MS = 5000
 MAX_SQL_CHARS = 1_000_000
 
 
 def editor_settings(request: web.Request) -> tuple[int, bool]:
     """(statement timeout in ms, whether CREATE/ALTER/DROP EXTENSION is allowed)."""
     dashboard = request.app[CORE].config.dashboard
-    timeout_ms = int(getattr(dashboard, "sql_timeout_ms", DEFAULT_TIMEOUT_MS))
-    return timeout_ms, bool(getattr(dashboard, "sql_allow_extensions", False))
+    return dashboard.sql_timeout_ms, dashboard.sql_allow_extensions
 
 
 @routes.post("/admin/api/projects/{project_id}/sql")

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from appliance import audit
-from appliance.dashboard import sql_routes
 from appliance.pg.embedded import EmbeddedPostgres
 from tests.dashboard.test_sqlguard import DENIED
 from tests.fixtures.daemon import RunningDaemon, running_daemon
@@ -153,10 +152,14 @@ async def test_error_message_and_position(atlas: RunningDaemon, project: str) ->
         assert (status, body["error"]["code"]) == (400, "invalid_body")
 
 
-async def test_timeout_cancels_and_the_connection_stays_usable(
-    atlas: RunningDaemon, project: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sql_routes, "DEFAULT_TIMEOUT_MS", 1000)
+async def test_timeout_cancels_and_the_connection_stays_usable(tmp_path: Path, pg: EmbeddedPostgres) -> None:
+    async with running_daemon(tmp_path / "state", pg, dashboard={"sql_timeout_ms": 1000}) as atlas:
+        status, body = await atlas.admin("POST", "/admin/api/projects", json={"name": "timeouts"})
+        assert status == 201
+        await _timeout_scenario(atlas, body["id"])
+
+
+async def _timeout_scenario(atlas: RunningDaemon, project: str) -> None:
     # A session-level SET from an earlier request must not outlive it (the pool resets connections).
     await ok(atlas, project, "SET statement_timeout = 0")
     status, body = await run(atlas, project, "SELECT count(*) FROM generate_series(1, 2000000000)")
