@@ -375,6 +375,7 @@ def _validate(config: Config) -> list[str]:
         problems.append("storage.backend: must be 'fs' or 's3'")
     if config.storage.backend == "s3" and not config.storage.s3_endpoint:
         problems.append("storage.s3_endpoint: required when storage.backend is 's3'")
+    problems.extend(_allowlist_problems(config.scheduler))
     if config.dashboard.sql_timeout_ms < 100:
         problems.append("dashboard.sql_timeout_ms: must be at least 100")
     if config.mesh.role not in ("master", "worker"):
@@ -392,3 +393,13 @@ def _validate(config: Config) -> list[str]:
     if config.logging.format not in ("json", "text"):
         problems.append("logging.format: must be 'json' or 'text'")
     return problems
+
+
+def _allowlist_problems(scheduler: SchedulerConfig) -> list[str]:
+    from appliance.scheduler.safehttp import Allowlist, AllowlistError
+
+    try:
+        Allowlist.parse(scheduler.http_allowlist)
+    except AllowlistError as exc:
+        return [f"scheduler.http_allowlist: {problem}" for problem in exc.problems]
+    return []

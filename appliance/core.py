@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
+
 from appliance.config import Config
 from appliance.control.store import ControlPlane
 from appliance.crypto import SecretBox, find_master_key, load_master_key
@@ -149,6 +151,8 @@ class Core:
             return
         try:
             await dbsetup.harden_server(conn)
+        except asyncpg.PostgresError as exc:
+            log.warning("could not revoke CONNECT on the shared databases (%s); project isolation relies on it", exc)
         finally:
             await conn.close()
         await self.projects.recover_incomplete()

@@ -102,3 +102,5 @@ def setup_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) ->
     root.setLevel(level.upper())
     # aiohttp's access log would print query strings; we log requests ourselves.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters at DEBUG.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)

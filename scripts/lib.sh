@@ -36,7 +36,7 @@ ensure_venv() {
     if [ "$extras" = "runtime" ]; then
       "$VENV/bin/pip" install -q -e "$ROOT"
     else
-      "$VENV/bin/pip" install -q -e "$ROOT[$extras]"
+      "$VENV/bin/pip" install -q -e "${ROOT}[${extras}]"
     fi
     touch "$stamp"
   fi

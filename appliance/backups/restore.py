@@ -146,6 +146,7 @@ class RestoreService:
         finally:
             await conn.close()
         await self.core.pools.drop_project(names.project_id)
+        self.core.schema_changed(names.project_id)
 
     async def undo(self, project_id: str) -> dict[str, Any]:
         """Put back the database the latest restore replaced (within the undo window)."""

@@ -87,7 +87,7 @@ class ControlPlane:
             await self.close()
             raise StartupError(
                 f"the control plane {self.path} cannot be read ({exc}); it is not touched. "
-                "Restore it from a backup (atlashub backup restore-control) or move it away."
+                "Restore it from a control-plane backup or move it away."
             ) from None
         except BaseException:
             await self.close()

@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from appliance.config import Config
+from appliance.core import Core
 from appliance.gateway.context import install_rate_limits
 from appliance.plugins import present
+from appliance.scheduler.platform_jobs import ActionContext, register_action, unregister_action
 from appliance.storage.fs import FsBackend
 from appliance.storage.fs_routes import add_signed_url_routes
 from appliance.web.keys import CORE
@@ -42,6 +44,18 @@ def setup(app: web.Application, config: Config) -> None:
     app.cleanup_ctx.append(_background)
 
 
+def _register_actions(core: Core) -> None:
+    """End-user token clean-up as a scheduler platform action (the scheduler may run elsewhere in-process)."""
+    from appliance.auth.service import clean_expired_tokens
+
+    async def clean(ctx: ActionContext) -> str:
+        return f"removed {await clean_expired_tokens(core)} expired refresh tokens"
+
+    register_action(
+        "clean_expired_tokens", clean, description="delete expired and revoked end-user refresh tokens", replace=True
+    )
+
+
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """Flush API keys' last-use times periodically (never a write per request)."""
     core = app[CORE]
@@ -56,7 +70,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
                 log.exception("flushing key last-use times failed")
 
     task = asyncio.create_task(flush_loop(), name="keys-last-used")
+    _register_actions(core)
     yield
+    unregister_action("clean_expired_tokens")
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from appliance.backups.alerts import BackupAlerts
 from appliance.config import Config
 from appliance.errors import StartupError
 from appliance.scheduler import loop
@@ -90,9 +91,13 @@ def _scheduler_context(config: Config) -> Callable[[web.Application], AsyncItera
             await scheduler.start()
             slot = core.service(loop.SchedulerSlot)
             slot.scheduler = scheduler
+            alerts = core.service(BackupAlerts)
+            if notifier is not None:
+                alerts.hook = notifier.broadcast
             try:
                 yield
             finally:
+                alerts.hook = None
                 slot.scheduler = None
                 await scheduler.stop()
         finally:

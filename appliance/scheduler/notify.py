@@ -211,6 +211,10 @@ class Notifier:
             del self._jobs[run.job_id]  # nothing left to rate-limit
         return notice
 
+    async def broadcast(self, subject: str, text: str) -> None:
+        """A platform alert that is not about one job (e.g. backups); not rate-limited per job."""
+        await self._deliver("platform", Notice("failed", subject, text))
+
     async def _deliver(self, job_id: str, notice: Notice) -> None:
         await asyncio.gather(*(self._send_one(channel, job_id, notice) for channel in self._channels))
 

@@ -139,7 +139,10 @@ export function valuesToInput(
       if (h.error) errors.http_headers = h.error;
       input.http_headers = h.headers;
     }
-    if (v.http_body.trim()) {
+    // The server masks a stored body; send it only when the admin changed it.
+    if (initial && v.http_body === initial.http_body) {
+      // unchanged: keep what is stored
+    } else if (v.http_body.trim()) {
       try {
         input.http_body = JSON.parse(v.http_body);
       } catch {

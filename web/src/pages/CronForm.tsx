@@ -28,7 +28,14 @@ const PRESETS = [
   { label: "Weekly Mon", cron: "0 6 * * 1" },
 ];
 
-const PLATFORM_ACTIONS = ["backup", "cleanup", "verify_backups", "vacuum"];
+// Suggestions only; the node's own list is GET /admin/api/cron-jobs/actions.
+const PLATFORM_ACTIONS = [
+  "backup_project",
+  "backup_control_plane",
+  "apply_retention",
+  "clean_expired_tokens",
+  "cleanup_runs",
+];
 
 function timeZones(): string[] {
   try {
