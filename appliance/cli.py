@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "appliance.backups.cli",
     "appliance.mesh.cli",
     "appliance.dashboard.cli",
+    "appliance.cloud.cli",
 )
 
 
