@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
 import logging
 import subprocess
 import sys
@@ -16,6 +14,7 @@ from appliance import __version__
 from appliance.config import DEFAULT_CONFIG_PATH, KNOWN_ROLES, Config, load_config
 from appliance.errors import ConfigError, StartupError
 from appliance.logs import setup_logging
+from appliance.plugins import present
 from appliance.resources import resource_root
 
 log = logging.getLogger("appliance")
@@ -77,9 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None)
 
     sub.add_parser("version", help="print the version and build commit")
-    for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name).register(sub)
+    for module in present(COMMAND_MODULES):
+        module.register(sub)
     return parser
 
 
