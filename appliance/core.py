@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -81,6 +81,8 @@ class Core:
     _services: dict[type, Any] = field(init=False, default_factory=dict)
     # Called with a project id after DDL through the admin API (migrations, SQL editor).
     schema_listeners: list[Callable[[str], None]] = field(init=False, default_factory=list)
+    # Awaited with a project id after a project was created (roles add their defaults).
+    project_created_hooks: list[Callable[[str], Awaitable[None]]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.store = ControlPlane(self.config.state_dir / CONTROL_DB)
@@ -174,6 +176,13 @@ class Core:
     @property
     def node_id(self) -> str:
         return self.identity.node_id
+
+    async def project_created(self, project_id: str) -> None:
+        for hook in self.project_created_hooks:
+            try:
+                await hook(project_id)
+            except Exception:
+                log.exception("a project-created hook failed for %s", project_id)
 
     def schema_changed(self, project_id: str) -> None:
         for listener in self.schema_listeners:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from appliance.backups import maintenance
 from appliance.backups.actions import register_platform_actions, unregister_platform_actions
+from appliance.backups.defaults import ensure_default_jobs
 from appliance.backups.jobs import JobManager
 from appliance.backups.restore import RestoreService
 from appliance.config import Config
@@ -37,10 +38,20 @@ def _backups_context(config: Config) -> Callable[[web.Application], AsyncIterato
         if found["jobs"] or found["backups"]:
             log.warning("cleaned up after an interruption: %s", found)
         register_platform_actions(core)
+        try:
+            await ensure_default_jobs(core)
+        except Exception:
+            log.exception("could not create the default backup jobs; retrying with the maintenance loop")
+
+        async def on_project(_project_id: str) -> None:
+            await ensure_default_jobs(core)
+
+        core.project_created_hooks.append(on_project)
         task = asyncio.get_running_loop().create_task(_maintenance_loop(app), name="backups maintenance")
         try:
             yield
         finally:
+            core.project_created_hooks.remove(on_project)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -57,5 +68,6 @@ async def _maintenance_loop(app: web.Application) -> None:
         try:
             await core.service(RestoreService).expire()
             await maintenance.check_unverified(core)
+            await ensure_default_jobs(core)
         except Exception:
             log.exception("backup maintenance failed; retrying in %.0f s", MAINTENANCE_INTERVAL_S)

@@ -57,6 +57,7 @@ async def create_project(request: web.Request) -> web.Response:
         raise
     project = created.project
     await _audit(request, "project.create", target=project.id, project_id=project.id, details={"name": project.name})
+    await core.project_created(project.id)
     return json_response(
         {
             "id": project.id,

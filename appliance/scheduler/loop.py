@@ -32,6 +32,7 @@ from appliance.scheduler.cronspec import DueDecision, MissedRunPolicy, Schedule,
 from appliance.scheduler.jobs import Job, JobStore, parse_iso
 from appliance.scheduler.notify import JobRunNotice, Notifier
 from appliance.scheduler.runs import RunLog, RunOutcome, RunStart, Tick
+from appliance.scheduler.safehttp import Allowlist
 
 log = logging.getLogger("appliance.scheduler")
 
@@ -345,3 +346,11 @@ class SchedulerSlot:
 
     def __init__(self, _core: object) -> None:
         self.scheduler: Scheduler | None = None
+
+
+def job_store(core: Any) -> JobStore:
+    """The job store as the admin API and other roles use it: changes wake the running loop."""
+    scheduler = core.service(SchedulerSlot).scheduler
+    allowlist = Allowlist.parse(core.config.scheduler.http_allowlist)
+    on_change = scheduler.job_changed if scheduler is not None else None
+    return JobStore(core.store, core.box, allowlist, on_change=on_change)

@@ -18,9 +18,8 @@ from appliance.errors import BadRequest, ServiceUnavailable
 from appliance.scheduler import platform_jobs
 from appliance.scheduler.cronspec import validate_schedule
 from appliance.scheduler.jobs import Job, JobStore
-from appliance.scheduler.loop import Scheduler, SchedulerSlot
+from appliance.scheduler.loop import Scheduler, SchedulerSlot, job_store
 from appliance.scheduler.runs import RunLog
-from appliance.scheduler.safehttp import Allowlist
 from appliance.web.keys import CORE
 from appliance.web.util import json_response, query_int, read_json_object
 
@@ -29,10 +28,7 @@ BASE = "/admin/api/cron-jobs"
 
 
 def _store(core: Core) -> tuple[JobStore, Scheduler | None]:
-    scheduler = core.service(SchedulerSlot).scheduler
-    allowlist = Allowlist.parse(core.config.scheduler.http_allowlist)
-    on_change = scheduler.job_changed if scheduler is not None else None
-    return JobStore(core.store, core.box, allowlist, on_change=on_change), scheduler
+    return job_store(core), core.service(SchedulerSlot).scheduler
 
 
 async def _render(core: Core, job: Job) -> dict[str, Any]:
