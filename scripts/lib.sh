@@ -54,7 +54,10 @@ build_web() {
   [ -f "$web/package.json" ] || return 0
   if [ ! -d "$web/node_modules" ] || [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
     say "installing the dashboard's npm packages"
-    (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+    # `npm ci` insists on every optional platform binary of the lock file being resolvable
+    # (rollup's android/darwin builds); `npm install` honours the lock and skips unresolvable
+    # optional packages, which is what a Linux build needs.
+    (cd "$web" && npm install --no-audit --no-fund --loglevel=error)
   fi
   local newest
   newest=$(find "$web/src" "$web/index.html" "$web/package.json" -newer "$web/dist/index.html" -print -quit 2>/dev/null || echo rebuild)
