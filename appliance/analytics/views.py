@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from pglast import ast, parse_sql
 
-from appliance.dashboard.sqlguard import check_readonly_select
 from appliance.errors import AtlasError, BadRequest, Conflict, NotFound
 from appliance.sqlident import quote_ident, quote_qualified
 
@@ -104,6 +102,10 @@ def parse_definition(body: dict[str, Any]) -> ViewDefinition:
 
 
 def _filtered_select(table: str, columns: tuple[str, ...], where: str) -> str:
+    from pglast import ast, parse_sql  # deferred: the parser is loaded on first use, not at start-up
+
+    from appliance.dashboard.sqlguard import check_readonly_select
+
     """Check a row filter as the WHERE of a plain one-table SELECT, never as free text."""
     select_list = ", ".join(quote_ident(c) for c in columns)
     sql = f"SELECT {select_list} FROM {quote_qualified(BASE_SCHEMA, table)}\nWHERE {where}\n"
@@ -160,6 +162,8 @@ async def view_exists(conn: asyncpg.Connection, name: str) -> bool:
 
 
 async def select_sql(conn: asyncpg.Connection, view: ViewDefinition) -> str:
+    from appliance.dashboard.sqlguard import check_readonly_select
+
     """The checked SELECT a definition stands for; 404 for an unknown table or column."""
     if view.sql is not None:
         return check_readonly_select(view.sql, allowed_schemas=frozenset({BASE_SCHEMA})).sql
@@ -270,6 +274,8 @@ _PG_ERRORS: dict[str, tuple[type[AtlasError], str]] = {
 async def create_view(
     conn: asyncpg.Connection, owner: str, analytics_role: str, view: ViewDefinition, never: set[tuple[str, str]]
 ) -> None:
+    from pglast import ast, parse_sql
+
     """Create the view as ``owner`` on a superuser connection to the project's database. All or nothing."""
     select = await select_sql(conn, view)
     statement = f"CREATE VIEW {quote_qualified(SCHEMA, view.name)} WITH (security_barrier) AS\n{select}\n"

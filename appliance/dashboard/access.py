@@ -20,10 +20,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from jwt.algorithms import RSAAlgorithm
 
 from appliance.config import AdminConfig
 from appliance.dashboard.adminauth import AdminIdentity
@@ -58,6 +56,9 @@ def _reject(message: str) -> Unauthorized:
 
 def parse_jwks(document: Any) -> dict[str, RSAPublicKey]:
     """RSA signing keys by kid; private, non-RSA and non-RS256 entries are skipped."""
+    import jwt  # deferred: PyJWT costs ~2.5 MB of resident memory until the first token
+    from jwt.algorithms import RSAAlgorithm
+
     keys: dict[str, RSAPublicKey] = {}
     entries = document.get("keys") if isinstance(document, dict) else None
     for entry in entries if isinstance(entries, list) else ():
@@ -104,6 +105,8 @@ class AccessVerifier:
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The verified claims, or Unauthorized saying what is wrong with the token."""
+        import jwt  # deferred: PyJWT costs ~2.5 MB of resident memory until the first token
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

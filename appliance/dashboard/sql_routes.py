@@ -15,7 +15,6 @@ from aiohttp import web
 from appliance import audit
 from appliance.dashboard.adminauth import current_admin, source_ip
 from appliance.dashboard.sqlexec import run_statement
-from appliance.dashboard.sqlguard import check_editor_sql
 from appliance.errors import AtlasError, BadRequest
 from appliance.web.keys import CORE
 from appliance.web.util import json_response, read_json_object
@@ -44,6 +43,8 @@ async def run_sql(request: web.Request) -> web.Response:
     timeout_ms, allow_extensions = editor_settings(request)
     details: dict[str, Any] = {"sql_sha256": hashlib.sha256(sql.encode()).hexdigest(), "sql_length": len(sql)}
     try:
+        from appliance.dashboard.sqlguard import check_editor_sql  # deferred: loads the parser on first use
+
         statement = check_editor_sql(sql, timeout_s=timeout_ms / 1000, allow_extensions=allow_extensions)
         details["kind"] = statement.kind
         async with core.pools.connection(project.id, "owner") as conn:

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pglast.parser import ParseError, parse_sql_json
-
 from appliance.errors import AtlasError, BadRequest
 from appliance.gateway import coerce
 from appliance.gateway.query import Filter, ReadQuery
@@ -256,6 +254,8 @@ def _checked_type(type_name: str) -> str:
     rest of the statement.
     """
     try:
+        from pglast.parser import ParseError, parse_sql_json  # deferred: rare types only
+
         tree = json.loads(parse_sql_json(f"SELECT NULL::{type_name} AS _t"))
     except ParseError:
         tree = {"stmts": []}
