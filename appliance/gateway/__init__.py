@@ -11,14 +11,19 @@ from aiohttp import web
 
 from appliance.config import Config
 from appliance.core import Core
-from appliance.gateway.context import install_rate_limits
+from appliance.gateway.context import api_key, install_rate_limits
+from appliance.mesh.forward import maybe_forward
 from appliance.plugins import present
 from appliance.scheduler.platform_jobs import ActionContext, register_action, unregister_action
 from appliance.storage.fs import FsBackend
 from appliance.storage.fs_routes import add_signed_url_routes
+from appliance.web.errors import Handler
 from appliance.web.keys import CORE
 
 log = logging.getLogger(__name__)
+
+# Public API paths that belong to one project (the key says which) and may live on a worker.
+_FORWARDABLE = ("/v1/db/", "/v1/storage/", "/v1/auth/")
 
 # Public API route tables; each module exposes ``routes`` (a RouteTableDef).
 PUBLIC_ROUTE_MODULES = (
@@ -30,7 +35,21 @@ PUBLIC_ROUTE_MODULES = (
 )
 
 
+@web.middleware
+async def cluster_routing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """On the master, a project hosted by a worker is served there: the key is checked (and
+    rate-limited) here at the edge, then the request goes on as a master-signed message."""
+    if request.path.startswith(_FORWARDABLE) and "x-api-key" in request.headers:
+        record = api_key(request)
+        forwarded = await maybe_forward(request, record.project_id, record.type)
+        if forwarded is not None:
+            return forwarded
+    return await handler(request)
+
+
 def setup(app: web.Application, config: Config) -> None:
+    app.middlewares.append(cluster_routing)
+
     def fs_backend() -> FsBackend:
         backend = app[CORE].storage
         assert isinstance(backend, FsBackend)

@@ -18,7 +18,10 @@ from appliance.projects.model import ProjectNames
 from appliance.web.keys import CORE
 
 RATE_LIMITS = web.AppKey("rate_limits", TokenBuckets)
+# Set by the mesh for a verified forwarded request (the whole context, or just the key).
 CONTEXT_KEY = web.RequestKey("atlashub.api_context", object)
+FORWARDED_KEY = web.RequestKey("atlashub.forwarded_key", KeyRecord)
+KEY_KEY = web.RequestKey("atlashub.api_key", KeyRecord)
 
 
 @dataclass(frozen=True)
@@ -56,18 +59,28 @@ def install_rate_limits(app: web.Application, rate: float, burst: float) -> None
     app[RATE_LIMITS] = TokenBuckets(rate, burst)
 
 
-async def api_context(request: web.Request, *, with_user: bool = True) -> ApiContext:
-    cached = request.get(CONTEXT_KEY)
-    if isinstance(cached, ApiContext):
-        return cached
+def api_key(request: web.Request) -> KeyRecord:
+    """The key behind ``x-api-key`` (401 without or with a bad one), rate-limited once per request."""
+    record = request.get(KEY_KEY) or request.get(FORWARDED_KEY)
+    if isinstance(record, KeyRecord):
+        return record
     presented = request.headers.get("x-api-key")
     if not presented:
         raise Unauthorized("missing x-api-key header", code="api_key_required")
-    core = request.app[CORE]
-    record = core.keys.resolve(presented)
-    if record is None:
+    found = request.app[CORE].keys.resolve(presented)
+    if found is None:
         raise Unauthorized("invalid or revoked API key", code="invalid_api_key")
-    request.app[RATE_LIMITS].check(record.project_id)
+    request.app[RATE_LIMITS].check(found.project_id)
+    request[KEY_KEY] = found
+    return found
+
+
+async def api_context(request: web.Request, *, with_user: bool = True) -> ApiContext:
+    """The caller: its key and, when ``with_user`` and a bearer token is sent, the end user's claims."""
+    cached = request.get(CONTEXT_KEY)
+    if isinstance(cached, ApiContext):
+        return cached
+    record = api_key(request)
     claims = None
     if with_user:
         auth = request.headers.get("authorization", "")
@@ -75,10 +88,8 @@ async def api_context(request: web.Request, *, with_user: bool = True) -> ApiCon
             scheme, _, token = auth.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("Authorization must be 'Bearer <access token>'", code="invalid_authorization")
-            claims = await verify_end_user(core, record.project_id, token.strip())
-    context = ApiContext(record, claims)
-    request[CONTEXT_KEY] = context
-    return context
+            claims = await verify_end_user(request.app[CORE], record.project_id, token.strip())
+    return ApiContext(record, claims)
 
 
 async def verify_end_user(core: Any, project_id: str, token: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import ClientError, web
 
 from appliance.errors import AtlasError
 
@@ -54,12 +54,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = "request body too large"
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return error_response(exc.status, code, message, None, headers)
-    except (ConnectionResetError, TimeoutError) as exc:
+    except (ConnectionResetError, TimeoutError, ClientError) as exc:
+        # An outbound dependency (object store, another node) failed: the client may retry.
         if request.transport is None or request.transport.is_closing():
             raise
         log.warning("%s %s failed: %r", request.method, request.path, exc)
-        return error_response(503, "service_unavailable", "a backend did not answer in time")
-    except Exception:
+        return error_response(503, "service_unavailable", "a backend did not answer; retry later")
+    except Exception as exc:
+        if _from_object_store(exc):
+            log.warning("%s %s: the object store refused: %r", request.method, request.path, exc)
+            return error_response(503, "storage_unavailable", "the object store did not answer; retry later")
         incident = secrets.token_hex(6)
         log.exception("unhandled error on %s %s (incident %s)", request.method, request.path, incident)
         return error_response(500, "internal_error", "internal error", {"incident": incident})
+
+
+def _from_object_store(exc: Exception) -> bool:
+    """An S3 client error (checked by module, so the S3 client is not imported on fs-only nodes)."""
+    return type(exc).__module__.startswith("miniopy_async")
