@@ -145,6 +145,10 @@ class MeshConfig:
     wg_network: str = "10.100.0.0/24"
     endpoint: str = ""
     heartbeat_seconds: float = 30.0
+    # host:port of the agent listener; empty = the node's WireGuard address and agent_port.
+    agent_listen: str = ""
+    # False when the operator manages the WireGuard interface and peers.
+    wg_manage: bool = True
 
 
 @dataclass(frozen=True)
@@ -378,6 +382,11 @@ def _validate(config: Config) -> list[str]:
     problems.extend(_allowlist_problems(config.scheduler))
     if config.dashboard.sql_timeout_ms < 100:
         problems.append("dashboard.sql_timeout_ms: must be at least 100")
+    if config.mesh.agent_listen:
+        try:
+            parse_listen(config.mesh.agent_listen)
+        except ValueError as exc:
+            problems.append(f"mesh.agent_listen: {exc}")
     if config.mesh.role not in ("master", "worker"):
         problems.append("mesh.role: must be 'master' or 'worker'")
     if config.mesh.role == "worker" and not config.mesh.master_url:

@@ -384,7 +384,15 @@ async def _upgrade(core: Core, args: dict[str, Any]) -> dict[str, Any]:
     return await start_unit(UPGRADE_UNIT)
 
 
+async def _backup_project(core: Core, args: dict[str, Any]) -> dict[str, Any]:
+    from appliance.backups.service import BackupService
+
+    backup = await core.service(BackupService).create_backup(str(args.get("project_id", "")))
+    return {"backup_id": backup["id"], "status": backup["status"]}
+
+
 WORKER_COMMANDS: dict[str, CommandHandler] = {
+    "backup_project": _backup_project,
     "provision_project": _provision_project,
     "drop_project": _drop_project,
     "restart": _restart_unit,
