@@ -12,6 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from appliance.pg.embedded import EmbeddedPostgres
+from tests.fixtures.daemon import running_daemon
+
 ATLASHUB = [sys.executable, "-m", "appliance"]
 
 
@@ -143,3 +146,33 @@ def test_dev_end_to_end_restart_keeps_data_and_leaves_nothing_behind() -> None:
         if proc.poll() is None:
             proc.kill()
     assert _processes_under(data) == []
+
+
+async def test_migrate_a_project_from_a_folder(tmp_path: Path, pg: EmbeddedPostgres) -> None:
+    state = tmp_path / "state"
+    async with running_daemon(state, pg) as atlas:
+        status, project = await atlas.admin("POST", "/admin/api/projects", json={"name": "cli"})
+        assert status == 201
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_init.sql").write_text("CREATE TABLE notes (id serial PRIMARY KEY, body text);")
+    (folder / "0002_more.sql").write_text("ALTER TABLE notes ADD COLUMN done boolean DEFAULT false;")
+    env = {
+        "ATLASHUB_CONFIG": "/dev/null",
+        "ATLASHUB_NODE_STATE_DIR": str(state),
+        "ATLASHUB_POSTGRES_HOST": "127.0.0.1",
+        "ATLASHUB_POSTGRES_PORT": str(pg.port),
+        "ATLASHUB_POSTGRES_USER": pg.user,
+        "ATLASHUB_POSTGRES_PASSWORD_FILE": str(pg.password_file),
+        "ATLASHUB_STORAGE_FS_ROOT": str(state / "storage"),
+    }
+    result = run("migrate", "--project", project["id"], str(folder), env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["applied 0001_init.sql", "applied 0002_more.sql"]
+    result = run("migrate", "--project", project["id"], str(folder), env=env)
+    assert "skipped 0001_init.sql (already applied)" in result.stdout
+    (folder / "0001_init.sql").write_text("CREATE TABLE other (id int);")
+    result = run("migrate", "--project", project["id"], str(folder), env=env)
+    assert result.returncode == 1 and "0001_init.sql" in result.stderr
+    result = run("migrate", "--project", "nosuchproject", str(folder), env=env)
+    assert result.returncode == 1 and "no project" in result.stderr
