@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,3 +21,14 @@ def pg() -> Iterator[EmbeddedPostgres]:
 async def atlas(tmp_path: Path, pg: EmbeddedPostgres) -> AsyncIterator[RunningDaemon]:
     async with running_daemon(tmp_path / "state", pg) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _product_log_handlers_do_not_outlive_a_test() -> Iterator[None]:
+    """A test that calls setup_logging (directly or through the CLI's main) binds a handler to a
+    stream that pytest closes afterwards; later log lines would then fail to write."""
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_atlashub", False):
+            root.removeHandler(handler)

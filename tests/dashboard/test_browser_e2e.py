@@ -148,7 +148,8 @@ async def run_main_path(page, expect, atlas: RunningDaemon, target: str) -> None
     await expect(page.get_by_test_id("cron-preview-item").first).to_be_visible(timeout=20_000)
     await shot(page, "06-cron-form")
     await page.get_by_test_id("cron-submit").click()
-    link = page.get_by_test_id("cron-job-link").first
+    # The project also has its default daily backup job: pick ours by name.
+    link = page.locator('[data-testid="cron-job-row"][data-job-name="ping hook"]').get_by_test_id("cron-job-link")
     await expect(link).to_be_visible(timeout=20_000)
     await link.click()
     await page.get_by_test_id("cron-run-now").first.click()
