@@ -79,6 +79,7 @@ class StorageConfig:
     s3_region: str = "us-east-1"
     s3_secure: bool = False
     url_expires_seconds: int = 3600
+    max_upload_bytes: int = 1 << 30
 
 
 @dataclass(frozen=True)

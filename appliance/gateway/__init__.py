@@ -12,6 +12,7 @@ from aiohttp import web
 from appliance.config import Config
 from appliance.core import Core
 from appliance.gateway.context import api_key, install_rate_limits
+from appliance.gateway.cors import cors_middleware
 from appliance.mesh.forward import maybe_forward
 from appliance.plugins import present
 from appliance.scheduler.platform_jobs import ActionContext, register_action, unregister_action
@@ -48,6 +49,8 @@ async def cluster_routing(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def setup(app: web.Application, config: Config) -> None:
+    # Outermost, so errors rendered by the error middleware carry the CORS headers too.
+    app.middlewares.insert(0, cors_middleware)
     app.middlewares.append(cluster_routing)
 
     def fs_backend() -> FsBackend:

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_UPLOAD_BYTES = 1 << 30  # 1 GiB, unless [storage] max_upload_bytes says otherwise
 PUBLISHABLE_SETTING = "storage_publishable"
 ENDPOINTS = ("signed-upload", "signed-download", "list", "delete")
 SECRET_ONLY = frozenset({"list", "delete"})
@@ -77,7 +76,7 @@ class StorageService:
 
     @property
     def max_upload_bytes(self) -> int:
-        return int(getattr(self._core.config.storage, "max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES))
+        return self._core.config.storage.max_upload_bytes
 
     @property
     def expires_s(self) -> int:

@@ -59,16 +59,16 @@ class Api:
         return await self.call("GET", "/v1/storage/signed-download", key, bucket=bucket, objectKey=object_key)
 
     async def put(self, url: str, data: bytes, ctype: str = PNG) -> int:
-        # A browser's upload code retries a 5xx of the object store once; so do we (SeaweedFS
+        # A browser's upload code retries a 5xx of the object store; so do we (SeaweedFS
         # answers an occasional 500 on a loaded machine). Our own answers are never 5xx here.
-        for attempt in (0, 1):
+        for attempt in (0, 1, 2):
             async with self.atlas.http.put(
                 url, data=data, headers={"Content-Type": ctype, "Origin": "https://app.example"}
             ) as resp:
                 await resp.read()
-                if resp.status < 500 or attempt == 1 or self.kind != "s3":
+                if resp.status < 500 or attempt == 2 or self.kind != "s3":
                     return resp.status
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0 + attempt)
         raise AssertionError("unreachable")
 
     async def get(self, url: str, method: str = "GET") -> tuple[int, bytes]:
