@@ -65,7 +65,9 @@ class Api:
             async with self.atlas.http.put(
                 url, data=data, headers={"Content-Type": ctype, "Origin": "https://app.example"}
             ) as resp:
-                await resp.read()
+                body = await resp.read()
+                if resp.status >= 500:
+                    print("object store answered", resp.status, body[:500])  # shown only if the test fails
                 if resp.status < 500 or attempt == 2 or self.kind != "s3":
                     return resp.status
             await asyncio.sleep(1.0 + attempt)
