@@ -83,7 +83,7 @@ def _scheduler_context(config: Config) -> Callable[[web.Application], AsyncItera
             scheduler = loop.Scheduler(
                 JobStore(core.store, core.box, allowlist),
                 RunLog(core.store),
-                JobExecutor(client, core.store, run_history_days=config.scheduler.run_history_days),
+                JobExecutor(client, core.store, logs=core.storage, run_history_days=config.scheduler.run_history_days),
                 notifier=notifier,
                 active=config.mesh.role == "master",
                 run_history_days=config.scheduler.run_history_days,

@@ -7,8 +7,10 @@ method, host and status at most — never a header value or the request body.
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from appliance.control.store import ControlPlane
@@ -16,6 +18,12 @@ from appliance.scheduler import platform_jobs
 from appliance.scheduler.jobs import Job
 from appliance.scheduler.runs import LOG_EXCERPT_CHARS, RunOutcome
 from appliance.scheduler.safehttp import SafeHttpClient, run_http_job
+from appliance.storage.base import StorageBackend
+
+log = logging.getLogger(__name__)
+
+# Full answers of HTTP jobs longer than the run's excerpt (cron_job_runs.log_object_key).
+LOG_BUCKET = "atlas-cron-logs"
 
 
 class JobExecutor:
@@ -24,11 +32,13 @@ class JobExecutor:
         client: SafeHttpClient,
         store: ControlPlane,
         *,
+        logs: StorageBackend | None = None,
         run_history_days: int = 30,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._client = client
         self._store = store
+        self._logs = logs
         self._history_days = run_history_days
         self._now = now
 
@@ -47,7 +57,26 @@ class JobExecutor:
             error_text=result.error_text,
             attempt=len(result.attempts),
             log_excerpt=excerpt,
+            log_object_key=await self._store_full_log(job, result.full_body),
         )
+
+    async def _store_full_log(self, job: Job, body: bytes | None) -> str | None:
+        """An answer longer than the excerpt is kept whole in storage; failing to store it only
+        costs the full log, never the run."""
+        if body is None or self._logs is None:
+            return None
+        key = f"{job.id}/{secrets.token_hex(8)}.log"
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield body
+
+        try:
+            await self._logs.ensure_bucket(LOG_BUCKET)
+            await self._logs.put_stream(LOG_BUCKET, key, chunks(), content_type="text/plain")
+        except Exception as exc:
+            log.warning("could not store the full answer of job %s: %r", job.id, exc)
+            return None
+        return key
 
     async def _platform(self, job: Job) -> RunOutcome:
         started = time.monotonic()

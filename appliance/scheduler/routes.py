@@ -14,9 +14,10 @@ from aiohttp import web
 from appliance import audit
 from appliance.core import Core
 from appliance.dashboard.adminauth import current_admin, source_ip
-from appliance.errors import BadRequest, ServiceUnavailable
+from appliance.errors import BadRequest, NotFound, ServiceUnavailable
 from appliance.scheduler import platform_jobs
 from appliance.scheduler.cronspec import validate_schedule
+from appliance.scheduler.execute import LOG_BUCKET
 from appliance.scheduler.jobs import Job, JobStore
 from appliance.scheduler.loop import Scheduler, SchedulerSlot, job_store
 from appliance.scheduler.runs import RunLog
@@ -135,3 +136,20 @@ async def list_runs(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 25, minimum=1, maximum=200)
     runs, next_before = await RunLog(core.store).page(job.id, limit=limit, before=request.query.get("before") or None)
     return json_response({"runs": runs, "next_before": next_before})
+
+
+@routes.get(BASE + "/{id}/runs/{run_id}/log")
+async def full_log(request: web.Request) -> web.StreamResponse:
+    """The whole answer of a run whose answer was longer than its excerpt, streamed."""
+    core = request.app[CORE]
+    jobs, _ = _store(core)
+    job = await jobs.get(request.match_info["id"])
+    key = await RunLog(core.store).log_object_key(job.id, request.match_info["run_id"])
+    if key is None:
+        raise NotFound("this run kept no full log (its answer fit in the excerpt)", code="log_not_found")
+    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    await response.prepare(request)
+    async for chunk in core.storage.get_stream(LOG_BUCKET, key):
+        await response.write(chunk)
+    await response.write_eof()
+    return response

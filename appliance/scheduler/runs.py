@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from appliance.control.store import ControlPlane
-from appliance.errors import BadRequest
+from appliance.errors import BadRequest, NotFound
 from appliance.scheduler import platform_jobs
 from appliance.scheduler.jobs import Job, iso
 
@@ -23,7 +23,7 @@ LOG_EXCERPT_CHARS = 64 * 1024
 RunStatus = Literal["success", "fail", "timeout", "skipped", "running"]
 _RUN_COLUMNS = (
     "id, job_id, trigger, scheduled_for, started_at, finished_at, status, http_status, duration_ms,"
-    " error_text, attempt, log_excerpt"
+    " error_text, attempt, log_excerpt, log_object_key"
 )
 
 
@@ -65,6 +65,7 @@ class RunOutcome:
     error_text: str | None = None
     attempt: int = 1
     log_excerpt: str | None = None
+    log_object_key: str | None = None
 
 
 def _run_view(row: sqlite3.Row) -> dict[str, Any]:
@@ -81,6 +82,7 @@ def _run_view(row: sqlite3.Row) -> dict[str, Any]:
         "error_text": row["error_text"],
         "attempt": row["attempt"],
         "log_excerpt": row["log_excerpt"],
+        "has_full_log": row["log_object_key"] is not None,
     }
 
 
@@ -114,7 +116,7 @@ class RunLog:
         excerpt = outcome.log_excerpt[:LOG_EXCERPT_CHARS] if outcome.log_excerpt is not None else None
         await self.store.execute(
             "UPDATE cron_job_runs SET status = ?, finished_at = ?, http_status = ?, duration_ms = ?, error_text = ?,"
-            " attempt = ?, log_excerpt = ? WHERE id = ? AND status = 'running'",
+            " attempt = ?, log_excerpt = ?, log_object_key = ? WHERE id = ? AND status = 'running'",
             (
                 outcome.status,
                 iso(now),
@@ -123,6 +125,7 @@ class RunLog:
                 outcome.error_text,
                 outcome.attempt,
                 excerpt,
+                outcome.log_object_key,
                 run_id,
             ),
         )
@@ -165,6 +168,14 @@ class RunLog:
     async def get(self, run_id: str) -> dict[str, Any] | None:
         row = await self.store.fetchone(f"SELECT {_RUN_COLUMNS} FROM cron_job_runs WHERE id = ?", (run_id,))
         return _run_view(row) if row else None
+
+    async def log_object_key(self, job_id: str, run_id: str) -> str | None:
+        row = await self.store.fetchone(
+            "SELECT log_object_key FROM cron_job_runs WHERE id = ? AND job_id = ?", (run_id, job_id)
+        )
+        if row is None:
+            raise NotFound(f"no run {run_id} of job {job_id}", code="run_not_found")
+        return row["log_object_key"]
 
     async def last_runs(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The newest run of each job (for job listings)."""

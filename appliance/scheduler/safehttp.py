@@ -36,6 +36,8 @@ log = logging.getLogger("appliance.scheduler.http")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 BODY_EXCERPT_BYTES = 64 * 1024
+# A run keeps up to this much of the answer; past the excerpt it goes to storage (log_object_key).
+FULL_BODY_BYTES = 8 * 1024 * 1024
 MAX_REDIRECTS = 5
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -308,6 +310,8 @@ class HttpJobResult:
     body_excerpt: str | None
     error_text: str | None
     attempts: list[AttemptResult]
+    # The whole answer (up to FULL_BODY_BYTES) when it is longer than the excerpt.
+    full_body: bytes | None = None
 
 
 def _field_error(field_name: str, message: str, code: str = "invalid_value") -> BadRequest:
@@ -365,13 +369,17 @@ async def run_http_job(
     started = clock()
     attempts: list[AttemptResult] = []
     body_excerpt: str | None = None
+    full_body: bytes | None = None
     for number in range(1, spec.retries + 2):
         attempt_start, http_status, error_text, retryable = clock(), None, None, True
         try:
             async with asyncio.timeout(spec.timeout_ms / 1000):
-                fetched = await client.fetch(spec.method, spec.url, headers=spec.headers, json_body=spec.json_body)
+                fetched = await client.fetch(
+                    spec.method, spec.url, headers=spec.headers, json_body=spec.json_body, max_body=FULL_BODY_BYTES
+                )
             http_status = fetched.status
-            body_excerpt = fetched.body.decode("utf-8", errors="replace")
+            body_excerpt = fetched.body[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
+            full_body = fetched.body if len(fetched.body) > BODY_EXCERPT_BYTES else None
             outcome: Outcome = "success" if 200 <= fetched.status < 300 else "fail"
             if outcome == "fail":
                 error_text = f"HTTP {fetched.status}"
@@ -397,4 +405,5 @@ async def run_http_job(
         body_excerpt=body_excerpt if last.http_status is not None else None,
         error_text=last.error_text,
         attempts=attempts,
+        full_body=full_body if last.http_status is not None else None,
     )

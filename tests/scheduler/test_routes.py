@@ -46,6 +46,8 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     target.hits[name] = target.hits.get(name, 0) + 1
     if name == "ok":
         return web.Response(text="hello")
+    if name == "big":
+        return web.Response(text="".join(f"line {i:06d}\n" for i in range(20_000)))
     if name == "error":
         return web.Response(status=500, text="boom")
     if name == "hang":
@@ -378,3 +380,20 @@ async def test_seconds_schedule_fires_in_real_time(cron: RunningDaemon, target: 
     assert target.hits["ok"] >= 2
     _, detail = await cron.admin("GET", f"/admin/api/cron-jobs/{job['id']}")
     assert detail["last_run"] is not None and detail["next_run_at"]
+
+
+async def test_a_long_answer_keeps_an_excerpt_and_the_full_log(cron: RunningDaemon, target: Target) -> None:
+    job = await create_job(cron, http_job(f"http://127.0.0.1:{target.port}/big"))
+    run = await finished_run(cron, job["id"], await run_now(cron, job["id"]))
+    assert run["status"] == "success" and run["has_full_log"] is True
+    assert len(run["log_excerpt"]) == 64 * 1024
+    status, full = await cron.admin("GET", f"/admin/api/cron-jobs/{job['id']}/runs/{run['id']}/log")
+    assert status == 200
+    assert full == "".join(f"line {i:06d}\n" for i in range(20_000)).encode()
+    small = await create_job(cron, http_job(f"http://127.0.0.1:{target.port}/ok"))
+    small_run = await finished_run(cron, small["id"], await run_now(cron, small["id"]))
+    assert small_run["has_full_log"] is False
+    status, body = await cron.admin("GET", f"/admin/api/cron-jobs/{small['id']}/runs/{small_run['id']}/log")
+    assert (status, body["error"]["code"]) == (404, "log_not_found")
+    status, body = await cron.admin("GET", f"/admin/api/cron-jobs/{small['id']}/runs/cr_nope/log")
+    assert (status, body["error"]["code"]) == (404, "run_not_found")
