@@ -82,7 +82,7 @@ def _scheduler_context(config: Config) -> Callable[[web.Application], AsyncItera
             notifier = notifier_from_config(config, client)
             scheduler = loop.Scheduler(
                 JobStore(core.store, core.box, allowlist),
-                RunLog(core.store),
+                RunLog(core.store, core.storage),
                 JobExecutor(client, core.store, logs=core.storage, run_history_days=config.scheduler.run_history_days),
                 notifier=notifier,
                 active=config.mesh.role == "master",

@@ -16,14 +16,11 @@ from datetime import UTC, datetime
 from appliance.control.store import ControlPlane
 from appliance.scheduler import platform_jobs
 from appliance.scheduler.jobs import Job
-from appliance.scheduler.runs import LOG_EXCERPT_CHARS, RunOutcome
+from appliance.scheduler.runs import LOG_BUCKET, LOG_EXCERPT_CHARS, RunOutcome
 from appliance.scheduler.safehttp import SafeHttpClient, run_http_job
 from appliance.storage.base import StorageBackend
 
 log = logging.getLogger(__name__)
-
-# Full answers of HTTP jobs longer than the run's excerpt (cron_job_runs.log_object_key).
-LOG_BUCKET = "atlas-cron-logs"
 
 
 class JobExecutor:

@@ -17,10 +17,9 @@ from appliance.dashboard.adminauth import current_admin, source_ip
 from appliance.errors import BadRequest, NotFound, ServiceUnavailable
 from appliance.scheduler import platform_jobs
 from appliance.scheduler.cronspec import validate_schedule
-from appliance.scheduler.execute import LOG_BUCKET
 from appliance.scheduler.jobs import Job, JobStore
 from appliance.scheduler.loop import Scheduler, SchedulerSlot, job_store
-from appliance.scheduler.runs import RunLog
+from appliance.scheduler.runs import LOG_BUCKET, RunLog
 from appliance.web.keys import CORE
 from appliance.web.util import json_response, query_int, read_json_object
 

@@ -7,6 +7,7 @@ newest first; the cursor ``before`` is the id of the last run of the previous pa
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sqlite3
 from collections.abc import Iterable
@@ -18,8 +19,13 @@ from appliance.control.store import ControlPlane
 from appliance.errors import BadRequest, NotFound
 from appliance.scheduler import platform_jobs
 from appliance.scheduler.jobs import Job, iso
+from appliance.storage.base import StorageBackend
+
+log = logging.getLogger(__name__)
 
 LOG_EXCERPT_CHARS = 64 * 1024
+# Full answers of HTTP jobs longer than the run's excerpt (cron_job_runs.log_object_key).
+LOG_BUCKET = "atlas-cron-logs"
 RunStatus = Literal["success", "fail", "timeout", "skipped", "running"]
 _RUN_COLUMNS = (
     "id, job_id, trigger, scheduled_for, started_at, finished_at, status, http_status, duration_ms,"
@@ -87,8 +93,9 @@ def _run_view(row: sqlite3.Row) -> dict[str, Any]:
 
 
 class RunLog:
-    def __init__(self, store: ControlPlane) -> None:
+    def __init__(self, store: ControlPlane, logs: StorageBackend | None = None) -> None:
         self.store = store
+        self.logs = logs
 
     async def apply_ticks(self, ticks: Iterable[Tick], now: datetime) -> None:
         """Persist a batch of decisions in one transaction (1,000 due jobs cost one commit).
@@ -199,7 +206,18 @@ class RunLog:
         return row is not None and row["status"] != "success"
 
     async def prune(self, older_than: datetime) -> int:
-        """Delete finished runs that started before ``older_than``; return how many went."""
+        """Delete finished runs that started before ``older_than``, and their full logs; return how many went."""
+        if self.logs is not None:
+            rows = await self.store.fetchall(
+                "SELECT log_object_key FROM cron_job_runs"
+                " WHERE started_at < ? AND status != 'running' AND log_object_key IS NOT NULL",
+                (iso(older_than),),
+            )
+            for row in rows:
+                try:
+                    await self.logs.delete(LOG_BUCKET, row["log_object_key"])
+                except Exception as exc:  # a stale object costs space, never the pruning
+                    log.warning("could not delete a run's full log: %r", exc)
         return await platform_jobs.prune_runs(self.store, older_than)
 
 
