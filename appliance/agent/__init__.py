@@ -19,9 +19,10 @@ from appliance.agent.health import HealthTracker
 from appliance.agent.heartbeat import heartbeat_loop
 from appliance.config import Config
 from appliance.core import Core
-from appliance.mesh.agent_server import AgentServer, Receiver
+from appliance.mesh.agent_server import AgentServer
+from appliance.mesh.commands import Receiver, install_commands
 from appliance.mesh.envelope import HEARTBEAT
-from appliance.mesh.peers import Mesh, mesh_option
+from appliance.mesh.peers import Mesh
 from appliance.web.keys import CORE
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class Reconciler:
         self._wg_state: object = None
 
     async def clustered(self) -> bool:
-        if mesh_option(self.core, "agent_listen", ""):
+        if self.core.config.mesh.agent_listen:
             return True
         if self.mesh.role == "worker":
             return await self.mesh.master() is not None
@@ -88,8 +89,6 @@ async def _agent(app: web.Application) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(tracker.loop(), name="agent-health"))
     else:
         tasks.append(asyncio.create_task(heartbeat_loop(core, mesh), name="agent-heartbeat"))
-    from appliance.mesh.agent_server import install_commands
-
     install_commands(core, mesh, receivers)
     server = AgentServer(core, mesh, receivers)
     app[AGENT_SERVER] = server

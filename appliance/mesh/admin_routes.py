@@ -12,7 +12,7 @@ from appliance.agent.heartbeat import disk_usage, last_backup_at, load_info
 from appliance.core import Core
 from appliance.dashboard.adminauth import current_admin, source_ip
 from appliance.errors import BadRequest, Forbidden
-from appliance.mesh.agent_server import Commands
+from appliance.mesh.commands import Commands
 from appliance.mesh.peers import Mesh, Node
 from appliance.mesh.tokens import DEFAULT_TTL_SECONDS, JoinTokens
 from appliance.web.keys import CORE

@@ -22,7 +22,7 @@ from appliance.control.store import ControlPlane, utcnow
 from appliance.errors import AtlasError, BadRequest, Conflict, Forbidden, ServiceUnavailable
 from appliance.mesh.envelope import HEADER_ENVELOPE, HEADER_SIGNATURE, JOIN, JOIN_ANSWER, SealedMessage, Verifier, seal
 from appliance.mesh.identity import NodeIdentity, is_node_id
-from appliance.mesh.peers import Mesh, allocate_address, first_host, mesh_option
+from appliance.mesh.peers import Mesh, allocate_address, first_host
 from appliance.mesh.tokens import JoinTokens, parse_token
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def _port(payload: dict[str, Any], key: str, default: int) -> int:
 
 def agent_url_of(config: Config, wg_address: str | None) -> str | None:
     """Where this node's agent listens: ``mesh.agent_listen`` if set, else its WireGuard address."""
-    listen = str(mesh_option(config, "agent_listen", "") or "")
+    listen = config.mesh.agent_listen
     if listen:
         host, port = parse_listen(listen)
         return f"http://{host}:{port}"
@@ -94,7 +94,7 @@ async def accept_join(mesh: Mesh, header_b64: str, signature_b64: str, body: byt
     endpoint = _text(payload, "endpoint", optional=True)
     version = _text(payload, "version", max_len=40, optional=True)
     config = mesh.core.config
-    explicit = bool(mesh_option(config, "agent_listen", ""))
+    explicit = bool(config.mesh.agent_listen)
     tokens = JoinTokens(mesh.store, mesh.self_id)
     async with mesh.store.transaction() as tx:
         await tokens.consume(str(secret), node_id, tx=tx)
@@ -153,7 +153,7 @@ def join_body(config: Config, identity: NodeIdentity, wg_public: str, secret: st
         "agent_port": config.mesh.agent_port,
         "gateway_port": parse_listen(config.gateway.listen)[1] or 8080,
     }
-    listen = str(mesh_option(config, "agent_listen", "") or "")
+    listen = config.mesh.agent_listen
     if listen:
         host, _ = parse_listen(listen)
         body["agent_url"] = agent_url_of(config, None)

@@ -28,12 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def mesh_option(core_or_config: Any, name: str, default: Any) -> Any:
-    """Mesh keys added after MeshConfig was frozen in place (``agent_listen``, ``wg_manage``)."""
-    config = getattr(core_or_config, "config", core_or_config)
-    return getattr(config.mesh, name, default)
-
-
 @dataclass(frozen=True)
 class Node:
     id: str
@@ -101,7 +95,7 @@ class Mesh:
             mesh.wg_interface,
             mesh.wg_listen_port,
             core.config.state_dir / WG_KEY_FILE,
-            manage=bool(mesh_option(core, "wg_manage", True)),
+            manage=mesh.wg_manage,
         )
         self._session: aiohttp.ClientSession | None = None
         self._project_nodes: dict[str, str | None] = {}

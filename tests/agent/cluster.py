@@ -27,14 +27,6 @@ from appliance.mesh.peers import Mesh
 from appliance.pg.embedded import EmbeddedPostgres
 from tests.fixtures.daemon import RunningDaemon, make_config
 
-_HAS_KEYS = {f.name for f in dataclasses.fields(MeshConfig)} >= {"agent_listen", "wg_manage"}
-
-
-@dataclasses.dataclass(frozen=True)
-class _TestMeshConfig(MeshConfig):
-    agent_listen: str = ""
-    wg_manage: bool = True
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -46,8 +38,7 @@ def mesh_config(role: str, **values: Any) -> MeshConfig:
     merged = {"role": role, "agent_listen": f"127.0.0.1:{free_port()}", "wg_manage": False, **values}
     if role == "worker":
         merged.setdefault("master_url", "http://127.0.0.1:1")
-    cls = MeshConfig if _HAS_KEYS else _TestMeshConfig
-    return cls(**merged)
+    return MeshConfig(**merged)
 
 
 @asynccontextmanager

@@ -1,0 +1,63 @@
+"""The worker's commands: what the master may ask this node to do (docs/protocol.md 5.4).
+
+Each handler takes the core and the command's ``args`` and returns the ``result`` object of the
+``command-result``; an ``AtlasError`` becomes its ``error``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from appliance.core import Core
+from appliance.mesh.commands import CommandHandler
+
+
+async def _provision_project(core: Core, args: dict[str, Any]) -> dict[str, Any]:
+    created = await core.projects.create(args.get("name"))
+    project = created.project
+    keys = [
+        {**record.to_dict(), "key_hash": record.key_hash, "key": plaintext}
+        for record, plaintext in (created.publishable, created.secret)
+    ]
+    return {"project": project.to_dict(), "keys": keys}
+
+
+async def _drop_project(core: Core, args: dict[str, Any]) -> dict[str, Any]:
+    project_id = str(args.get("project_id", ""))
+    await core.projects.delete(project_id, project_id)
+    return {"project_id": project_id}
+
+
+async def _restart_unit(core: Core, args: dict[str, Any]) -> dict[str, Any]:
+    from appliance.agent.systemd import restart_unit
+
+    return await restart_unit(str(args.get("unit", "")))
+
+
+async def _unit_state(core: Core, args: dict[str, Any]) -> dict[str, Any]:
+    from appliance.agent.systemd import unit_state
+
+    return await unit_state(str(args.get("unit", "")))
+
+
+async def _upgrade(core: Core, args: dict[str, Any]) -> dict[str, Any]:
+    from appliance.agent.systemd import UPGRADE_UNIT, start_unit
+
+    return await start_unit(UPGRADE_UNIT)
+
+
+async def _backup_project(core: Core, args: dict[str, Any]) -> dict[str, Any]:
+    from appliance.backups.service import BackupService
+
+    backup = await core.service(BackupService).create_backup(str(args.get("project_id", "")))
+    return {"backup_id": backup["id"], "status": backup["status"]}
+
+
+WORKER_COMMANDS: dict[str, CommandHandler] = {
+    "backup_project": _backup_project,
+    "provision_project": _provision_project,
+    "drop_project": _drop_project,
+    "restart": _restart_unit,
+    "unit_state": _unit_state,
+    "upgrade": _upgrade,
+}
