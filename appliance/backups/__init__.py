@@ -35,7 +35,7 @@ def _backups_context(config: Config) -> Callable[[web.Application], AsyncIterato
     async def backups_context(app: web.Application) -> AsyncIterator[None]:
         core = app[CORE]
         found = await maintenance.recover(core)
-        if found["jobs"] or found["backups"]:
+        if found["jobs"] or found["backups"] or found["clones"]:
             log.warning("cleaned up after an interruption: %s", found)
         register_platform_actions(core)
         try:

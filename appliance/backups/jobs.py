@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+REVEAL_WINDOW_S = 24 * 3600
 INTERRUPTED = "interrupted: the daemon stopped while this job was running"
 
 
@@ -106,6 +107,7 @@ class JobManager:
         self._store = core.store
         self._interval = flush_interval
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._once: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def recover(self) -> list[str]:
         """Mark jobs a dead process left unfinished as failed. Idempotent."""
@@ -162,11 +164,25 @@ class JobManager:
             (state, error, json.dumps(result) if result is not None else None, phase, utcnow(), job_id),
         )
 
-    async def get(self, job_id: str) -> dict[str, Any]:
+    def reveal_once(self, job_id: str, secrets_: dict[str, Any]) -> None:
+        """Values (new keys) added to the job's result on its first read once it succeeded, then
+        forgotten. Kept in memory only: never written to the jobs table, lost with a restart, and
+        dropped unread after ``REVEAL_WINDOW_S``."""
+        now = time.monotonic()
+        for stale in [k for k, (at, _) in self._once.items() if now - at > REVEAL_WINDOW_S]:
+            del self._once[stale]
+        self._once[job_id] = (now, secrets_)
+
+    async def get(self, job_id: str, *, reveal: bool = False) -> dict[str, Any]:
         row = await self._store.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
         if row is None:
             raise NotFound(f"no job {job_id!r}", code="job_not_found")
-        return job_to_dict(row)
+        job = job_to_dict(row)
+        if job["state"] == "failed":
+            self._once.pop(job_id, None)
+        elif reveal and job["state"] == "succeeded" and job_id in self._once:
+            job["result"] = {**(job["result"] or {}), **self._once.pop(job_id)[1]}
+        return job
 
     async def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Wait for a job of this process to end; return its row."""
@@ -180,6 +196,7 @@ class JobManager:
 
     async def aclose(self) -> None:
         """Cancel running jobs and wait for them to record their failure. Idempotent."""
+        self._once.clear()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()

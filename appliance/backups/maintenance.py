@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance.backups.alerts import BackupAlerts
+from appliance.backups.clone import recover_clones
 from appliance.backups.crypto_stream import encrypt_stream
 from appliance.backups.jobs import INTERRUPTED, JobManager, NullProgress, Progress
 from appliance.backups.restore import RestoreService
@@ -38,6 +39,7 @@ READ_BLOCK = 1 << 20
 
 async def recover(core: Core) -> dict[str, Any]:
     """Clean up after a crash. Call once at start-up, before any backup job starts."""
+    clones = await recover_clones(core)
     interrupted_jobs = await core.service(JobManager).recover()
     rows = await core.store.fetchall("SELECT id, object_key FROM backups WHERE status = 'running'")
     for row in rows:
@@ -63,7 +65,7 @@ async def recover(core: Core) -> dict[str, Any]:
             await core.service(RestoreService).recover(conn)
         finally:
             await conn.close()
-    return {"jobs": interrupted_jobs, "backups": [r["id"] for r in rows]}
+    return {"jobs": interrupted_jobs, "backups": [r["id"] for r in rows], "clones": clones}
 
 
 def _remove_fs_partials(core: Core) -> None:

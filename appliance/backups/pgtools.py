@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,9 +94,15 @@ class CatalogFacts:
         return {"schema_fingerprint": self.fingerprint, "row_counts": self.row_counts, "sequences": self.sequences}
 
 
-async def catalog_facts(conn: asyncpg.Connection) -> CatalogFacts:
-    """Schema fingerprint, exact row counts and sequence positions, as seen by ``conn``'s snapshot."""
+async def catalog_facts(conn: asyncpg.Connection, *, rename: Callable[[str], str] | None = None) -> CatalogFacts:
+    """Schema fingerprint, exact row counts and sequence positions, as seen by ``conn``'s snapshot.
+
+    ``rename`` rewrites each catalog line before hashing: a clone names the source's roles again,
+    so its fingerprint equals the backup's exactly when owners, grants and policies were carried over.
+    """
     lines = [r["line"] for r in await conn.fetch(FINGERPRINT_SQL)]
+    if rename is not None:
+        lines = sorted(rename(line) for line in lines)
     fingerprint = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     counts: dict[str, int] = {}
     sequences: dict[str, int | None] = {}
@@ -204,6 +210,36 @@ async def restore_into(pg: PgServer, database: str, chunks: AsyncIterator[bytes]
         errors.cancel()
     if code != 0:
         raise ToolFailed(f"pg_restore failed (exit {code}): {text.strip()[-500:]}")
+
+
+async def run_tool(pg: PgServer, database: str, *args: str) -> bytes:
+    """Run a PostgreSQL tool to its end; its stdout, or ``ToolFailed`` with the tail of its stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        tool(args[0]),
+        *args[1:],
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=tool_env(pg, database),
+    )
+    try:
+        out, err = await proc.communicate()
+    finally:
+        await stop(proc)
+    if proc.returncode != 0:
+        text = err.decode(errors="replace")[-_STDERR_TAIL:].strip()
+        raise ToolFailed(f"{args[0]} failed (exit {proc.returncode}): {text[-500:]}")
+    return out
+
+
+def without_policies(toc: str) -> str:
+    """A ``pg_restore -l`` listing with its POLICY entries commented out (for ``pg_restore -L``).
+
+    An entry reads ``<dump id>; <table oid> <oid> <TYPE> <schema> <name> <owner>``: the type comes
+    right after the two oids, before any name, so a name cannot be mistaken for it.
+    """
+    entry = re.compile(r"^\d+; \d+ \d+ POLICY ")
+    return "\n".join(";" + line if entry.match(line) else line for line in toc.splitlines()) + "\n"
 
 
 async def create_database(conn: asyncpg.Connection, names: ProjectNames, database: str) -> None:

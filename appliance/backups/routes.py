@@ -1,4 +1,5 @@
-"""Admin API: backups, jobs, restore and undo, table import/export, whole-database SQL export."""
+"""Admin API: backups, jobs, restore and undo, clone, signed download links, table import/export,
+whole-database SQL export."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from appliance import audit
-from appliance.backups import importexport
+from appliance.backups import importexport, links
+from appliance.backups.clone import CloneService, start_clone_job
 from appliance.backups.jobs import JobManager, JobProgress
 from appliance.backups.restore import RestoreService
 from appliance.backups.service import BackupService
@@ -18,6 +20,7 @@ from appliance.web.keys import CORE
 from appliance.web.util import json_response, read_json_object
 
 routes = web.RouteTableDef()
+LINK_PURPOSE = "backup-download"
 
 
 async def _audit(
@@ -28,10 +31,11 @@ async def _audit(
     target: str | None = None,
     outcome: str = "success",
     details: Mapping[str, Any] | None = None,
+    actor: str | None = None,
 ) -> None:
     await audit.record(
         request.app[CORE].store,
-        actor=current_admin(request).name,
+        actor=actor or current_admin(request).name,
         source_ip=source_ip(request),
         action=action,
         target=target or project_id,
@@ -66,7 +70,7 @@ async def list_backups(request: web.Request) -> web.Response:
 
 @routes.get("/admin/api/jobs/{job_id}")
 async def get_job(request: web.Request) -> web.Response:
-    job = await request.app[CORE].service(JobManager).get(request.match_info["job_id"])
+    job = await request.app[CORE].service(JobManager).get(request.match_info["job_id"], reveal=True)
     return json_response(
         {k: job[k] for k in ("id", "kind", "project_id", "state", "phase", "progress", "result", "error")}
     )
@@ -87,20 +91,20 @@ async def verify_backup(request: web.Request) -> web.Response:
     return json_response({"job_id": job_id}, status=202)
 
 
-@routes.get("/admin/api/backups/{backup_id}/download")
-async def download_backup(request: web.Request) -> web.StreamResponse:
+async def _stream_backup(request: web.Request, backup_id: str, *, actor: str | None = None) -> web.StreamResponse:
     core = request.app[CORE]
     service = core.service(BackupService)
-    backup = await service.get(request.match_info["backup_id"])
+    backup = await service.get(backup_id)
     stream = service.decrypted(backup["id"])
     first = await anext(stream)  # fails here (with a clean error) when the file is missing or damaged at once
     response = web.StreamResponse(
         headers={
             "Content-Type": "application/octet-stream",
             "Content-Disposition": f'attachment; filename="{backup["project_id"] or "control"}-{backup["id"]}.dump"',
+            "Cache-Control": "no-store",
         }
     )
-    await _audit(request, "backup.download", project_id=backup["project_id"], target=backup["id"])
+    await _audit(request, "backup.download", project_id=backup["project_id"], target=backup["id"], actor=actor)
     await response.prepare(request)
     await response.write(first)
     # A chunk that fails authentication later raises here: the connection is cut, never completed.
@@ -108,6 +112,32 @@ async def download_backup(request: web.Request) -> web.StreamResponse:
         await response.write(chunk)
     await response.write_eof()
     return response
+
+
+@routes.get("/admin/api/backups/{backup_id}/download")
+async def download_backup(request: web.Request) -> web.StreamResponse:
+    return await _stream_backup(request, request.match_info["backup_id"])
+
+
+@routes.post("/admin/api/backups/{backup_id}/download-url")
+async def download_url(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    backup = await core.service(BackupService).get(request.match_info["backup_id"])
+    body = await read_json_object(request) if request.can_read_body else {}
+    ttl = links.ttl_from(body.get("expires_in"))
+    path = links.signed_path(core.box.derive(LINK_PURPOSE), backup["id"], ttl)
+    await _audit(request, "backup.download_url", project_id=backup["project_id"], target=backup["id"])
+    return json_response({"url": str(request.url.origin()) + path, "expires_in": ttl})
+
+
+# Outside /admin/api on purpose, so the admin auth middleware lets a plain browser link through:
+# the signature and its expiry are the only credential. Nothing else is served under this path.
+@routes.get(links.PATH)
+async def signed_download(request: web.Request) -> web.StreamResponse:
+    backup_id = request.match_info["backup_id"]
+    key = request.app[CORE].box.derive(LINK_PURPOSE)
+    links.check(key, backup_id, request.query.get("expires"), request.query.get("sig"))
+    return await _stream_backup(request, backup_id, actor="signed download link")
 
 
 @routes.post("/admin/api/projects/{project_id}/restore")
@@ -128,6 +158,18 @@ async def restore(request: web.Request) -> web.Response:
     await _audit(
         request, "backup.restore", project_id=project.id, details={"backup_id": backup["id"], "job_id": job_id}
     )
+    return json_response({"job_id": job_id}, status=202)
+
+
+@routes.post("/admin/api/projects/{project_id}/clone")
+async def clone_project(request: web.Request) -> web.Response:
+    """Restore a backup as a new project; the job's result carries the new keys, shown once."""
+    core = request.app[CORE]
+    source_id = request.match_info["project_id"]
+    body = await read_json_object(request)
+    backup, name = await core.service(CloneService).check_request(source_id, body.get("backup_id"), body.get("name"))
+    job_id = await start_clone_job(core, source_id, backup["id"], name)
+    await _audit(request, "backup.clone", project_id=source_id, details={"backup_id": backup["id"], "job_id": job_id})
     return json_response({"job_id": job_id}, status=202)
 
 
