@@ -1,4 +1,4 @@
-"""Admin API of analytics access: enable/disable, connection details, views, password, never-exposable tables.
+"""Admin API of analytics access: enable/disable, connection, views, password, never-exposable tables, tenant roles.
 
 Thin handlers: parse, call :class:`AnalyticsService`, audit, render. The role's password appears
 only in the responses of enabling and of rotation, never in the audit log.
@@ -112,3 +112,45 @@ async def set_never_exposable(request: web.Request) -> web.Response:
     tables = await service.set_never_exposable(project, (await read_json_object(request)).get("tables"))
     await _audit(request, "analytics.never_exposable.set", project, details={"tables": tables})
     return json_response({"never_exposable": tables})
+
+
+# -- tenant-scoped roles -------------------------------------------------------------------
+
+
+@routes.get(f"{BASE}/tenant-roles")
+async def list_tenant_roles(request: web.Request) -> web.Response:
+    service, project = await _context(request)
+    return json_response({"tenant_roles": await service.tenants.list(project)})
+
+
+@routes.post(f"{BASE}/tenant-roles")
+async def create_tenant_role(request: web.Request) -> web.Response:
+    service, project = await _context(request)
+    created = await service.tenants.create(project, await read_json_object(request))
+    details = {k: created[k] for k in ("tenant_column", "tenant_value", "views", "skipped")}
+    await _audit(request, "analytics.tenant_role.create", project, target=created["name"], details=details)
+    return json_response(created, status=201)
+
+
+@routes.get(f"{BASE}/tenant-roles/{{name}}")
+async def get_tenant_role(request: web.Request) -> web.Response:
+    service, project = await _context(request)
+    return json_response(await service.tenants.get(project, request.match_info["name"]))
+
+
+@routes.delete(f"{BASE}/tenant-roles/{{name}}")
+async def delete_tenant_role(request: web.Request) -> web.Response:
+    service, project = await _context(request)
+    name = request.match_info["name"]
+    await service.tenants.delete(project, name)
+    await _audit(request, "analytics.tenant_role.delete", project, target=name)
+    return web.Response(status=204)
+
+
+@routes.post(f"{BASE}/tenant-roles/{{name}}/password")
+async def rotate_tenant_password(request: web.Request) -> web.Response:
+    service, project = await _context(request)
+    name = request.match_info["name"]
+    password = await service.tenants.rotate_password(project, name)
+    await _audit(request, "analytics.tenant_role.password.rotate", project, target=name)
+    return json_response({"password": password})

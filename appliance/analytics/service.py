@@ -9,30 +9,24 @@ The role: NOINHERIT, a connection limit, ``statement_timeout``, ``idle_in_transa
 ``search_path = analytics``, read-only transactions by default; CONNECT on its own database only
 (no TEMPORARY), USAGE on ``analytics`` only, SELECT on the views there, present and future.
 It is a member of no role, so ``pg_stat_activity`` shows it no other session's query.
-
-The password never reaches PostgreSQL or the logs in clear: the server receives a SCRAM-SHA-256
-verifier computed here.
+Tenant-scoped siblings of the role are :mod:`appliance.analytics.tenants`; both are made by
+:mod:`appliance.analytics.roles`, which keeps passwords out of PostgreSQL and the logs in clear.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import logging
-import re
-import secrets
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from appliance.analytics import views
+from appliance.analytics import roles, tenants, views
+from appliance.analytics.roles import RoleLimits, scram_verifier
 from appliance.control.store import utcnow
 from appliance.errors import BadRequest, Conflict, NotFound
-from appliance.projects.model import Project, ProjectNames
+from appliance.projects.model import Project
 from appliance.sqlident import quote_ident
 
 if TYPE_CHECKING:
@@ -40,43 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCRAM_ITERATIONS = 4096
-_DURATION = re.compile(r"^\d+(ms|s|min)$")
-
-
-def scram_verifier(password: str, *, iterations: int = SCRAM_ITERATIONS) -> str:
-    """The SCRAM-SHA-256 secret PostgreSQL stores for ``password`` (ASCII passwords need no SASLprep)."""
-    salt = secrets.token_bytes(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-
-    def b64(raw: bytes) -> str:
-        return base64.b64encode(raw).decode()
-
-    stored_key = hashlib.sha256(client_key).digest()
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
-
-
-@dataclass(frozen=True)
-class RoleLimits:
-    """Per-role settings; durations are PostgreSQL interval literals such as ``60s``."""
-
-    connection_limit: int = 10
-    statement_timeout: str = "60s"
-    idle_in_transaction_session_timeout: str = "60s"
-    lock_timeout: str = "5s"
-
-    def settings(self) -> dict[str, str]:
-        values = {
-            "statement_timeout": self.statement_timeout,
-            "idle_in_transaction_session_timeout": self.idle_in_transaction_session_timeout,
-            "lock_timeout": self.lock_timeout,
-        }
-        for name, value in values.items():
-            if not _DURATION.match(value):
-                raise ValueError(f"{name} must look like 60s, 500ms or 5min")
-        return {**values, "search_path": views.SCHEMA, "default_transaction_read_only": "on"}
+__all__ = ["AnalyticsService", "RoleLimits", "scram_verifier"]
 
 
 class AnalyticsService:
@@ -86,11 +44,13 @@ class AnalyticsService:
         self._core = core
         self.limits = limits or RoleLimits()
         self._locks: dict[str, asyncio.Lock] = {}
+        self.tenants = tenants.TenantRoles(self)
 
-    def _lock(self, project_id: str) -> asyncio.Lock:
+    def lock(self, project_id: str) -> asyncio.Lock:
+        """Held by every change to one project's analytics objects, tenant roles included."""
         return self._locks.setdefault(project_id, asyncio.Lock())
 
-    async def _connect(self, project: Project) -> asyncpg.Connection:
+    async def connect(self, project: Project) -> asyncpg.Connection:
         return await self._core.pg.connect(project.names.database)
 
     # -- state -----------------------------------------------------------------------------
@@ -98,7 +58,7 @@ class AnalyticsService:
     async def _access(self, project_id: str) -> Any:
         return await self._core.store.fetchone("SELECT * FROM analytics_access WHERE project_id = ?", (project_id,))
 
-    async def _require_enabled(self, project: Project) -> None:
+    async def require_enabled(self, project: Project) -> None:
         if await self._access(project.id) is None:
             raise Conflict("analytics access is not enabled for this project", code="analytics_disabled")
 
@@ -109,17 +69,20 @@ class AnalyticsService:
         finally:
             await conn.close()
 
-    async def connection(self, project: Project, password: str | None = None) -> dict[str, Any]:
+    async def connection(
+        self, project: Project, password: str | None = None, *, user: str | None = None, sslmode: str | None = None
+    ) -> dict[str, Any]:
+        """What a BI tool needs to log in as ``user`` (the analytics role unless told)."""
         pg = self._core.pg
         info: dict[str, Any] = {
             "host": pg.project_host or pg.host,
             "port": pg.port,
             "database": project.names.database,
-            "user": project.names.analytics,
+            "user": user or project.names.analytics,
         }
         if password is not None:
             info["password"] = password
-        info["sslmode"] = await self._sslmode()
+        info["sslmode"] = sslmode or await self._sslmode()
         return info
 
     async def status(self, project: Project) -> dict[str, Any]:
@@ -136,18 +99,26 @@ class AnalyticsService:
     async def enable(self, project: Project) -> dict[str, Any]:
         """Create the schema and role; returns the connection with the password (shown this once)."""
         names = project.names
-        async with self._lock(project.id):
+        async with self.lock(project.id):
             if await self._access(project.id) is not None:
                 raise Conflict(
                     "analytics access is already enabled; rotate the password to get a new one",
                     code="analytics_already_enabled",
                 )
-            password = secrets.token_urlsafe(32)
-            conn = await self._connect(project)
+            password = roles.new_password()
+            conn = await self.connect(project)
             try:
-                await self._drop_role(conn, names)  # left over by an interrupted attempt
+                await roles.drop_role(conn, names.analytics)  # left over by an interrupted attempt
                 async with conn.transaction():
-                    await self._create(conn, names, scram_verifier(password))
+                    await roles.create_reader_role(
+                        conn,
+                        role=names.analytics,
+                        password=password,
+                        database=names.database,
+                        owner=names.owner,
+                        schema=views.SCHEMA,
+                        limits=self.limits,
+                    )
             finally:
                 await conn.close()
             now = utcnow()
@@ -166,74 +137,23 @@ class AnalyticsService:
     def _seal(self, project_id: str, password: str) -> str:
         return self._core.box.encrypt_text(password, context=f"analytics:{project_id}")
 
-    async def _create(self, conn: asyncpg.Connection, names: ProjectNames, verifier: str) -> None:
-        q = quote_ident
-        role, owner, schema = q(names.analytics), q(names.owner), q(views.SCHEMA)
-        limit = int(self.limits.connection_limit)
-        await conn.execute(
-            f"CREATE ROLE {role} LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
-            f" CONNECTION LIMIT {limit}"
-        )
-        statement = await conn.fetchval(
-            "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)", names.analytics, verifier
-        )
-        await conn.execute(statement)
-        for name, value in self.limits.settings().items():
-            await conn.execute(f"ALTER ROLE {role} SET {name} = '{value}'")
-        await conn.execute(f"REVOKE ALL ON DATABASE {q(names.database)} FROM {role}")
-        await conn.execute(f"GRANT CONNECT ON DATABASE {q(names.database)} TO {role}")
-        found = await conn.fetchval(
-            "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1", views.SCHEMA
-        )
-        if found is None:
-            await conn.execute(f"CREATE SCHEMA {schema} AUTHORIZATION {owner}")
-        elif found != names.owner:
-            raise Conflict(
-                f"schema {views.SCHEMA} exists and is not owned by the project's owner role", code="schema_conflict"
-            )
-        await conn.execute(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
-        await conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
-        await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
-        await conn.execute(
-            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} GRANT SELECT ON TABLES TO {role}"
-        )
-        # Nothing else, said out loud: no rights on the project's other schemas.
-        for other in ("public", "atlas", "auth"):
-            await conn.execute(f"REVOKE ALL ON SCHEMA {q(other)} FROM {role}")
-
-    async def _end_sessions(self, conn: asyncpg.Connection, role: str) -> None:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
-            role,
-        )
-
-    async def _drop_role(self, conn: asyncpg.Connection, names: ProjectNames) -> None:
-        """Drop the analytics role if it exists, ending its sessions first. Idempotent."""
-        role = names.analytics
-        if not await conn.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = $1", role):
-            return
-        await conn.execute(f"ALTER ROLE {quote_ident(role)} NOLOGIN")  # no new sessions from here on
-        await self._end_sessions(conn, role)
-        async with conn.transaction():
-            await conn.execute(f"DROP OWNED BY {quote_ident(role)}")
-            await conn.execute(f"DROP ROLE {quote_ident(role)}")
-
     async def _drop_all(self, project: Project) -> None:
-        conn = await self._connect(project)
+        conn = await self.connect(project)
         try:
             role_exists = await conn.fetchval(
                 "SELECT count(*) FROM pg_roles WHERE rolname = $1", project.names.analytics
             )
             if not role_exists and await self._access(project.id) is None:
                 return  # never enabled: an `analytics` schema here is the project's own
+            await tenants.drop_all(conn, project.names)
             await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(views.SCHEMA)} CASCADE")
-            await self._drop_role(conn, project.names)
+            await roles.drop_role(conn, project.names.analytics)
         finally:
             await conn.close()
 
     async def disable(self, project: Project) -> None:
         """Drop the role (ending its sessions) and the schema with its views. Idempotent."""
-        async with self._lock(project.id):
+        async with self.lock(project.id):
             await self._drop_all(project)
             async with self._core.store.transaction() as tx:
                 await tx.execute("DELETE FROM analytics_views WHERE project_id = ?", (project.id,))
@@ -242,17 +162,12 @@ class AnalyticsService:
 
     async def rotate_password(self, project: Project) -> str:
         """A new password; the old one stops at once and the role's open sessions end."""
-        async with self._lock(project.id):
-            await self._require_enabled(project)
-            password = secrets.token_urlsafe(32)
-            role = project.names.analytics
-            conn = await self._connect(project)
+        async with self.lock(project.id):
+            await self.require_enabled(project)
+            password = roles.new_password()
+            conn = await self.connect(project)
             try:
-                statement = await conn.fetchval(
-                    "SELECT format('ALTER ROLE %I PASSWORD %L', $1::text, $2::text)", role, scram_verifier(password)
-                )
-                await conn.execute(statement)
-                await self._end_sessions(conn, role)
+                await roles.rotate(conn, project.names.analytics, password)
             finally:
                 await conn.close()
             await self._core.store.execute(
@@ -280,11 +195,11 @@ class AnalyticsService:
 
     async def create_view(self, project: Project, body: dict[str, Any]) -> dict[str, Any]:
         definition = views.parse_definition(body)
-        async with self._lock(project.id):
-            await self._require_enabled(project)
+        async with self.lock(project.id):
+            await self.require_enabled(project)
             names = project.names
             never = set(await self._never_pairs(project))
-            conn = await self._connect(project)
+            conn = await self.connect(project)
             try:
                 if await views.view_exists(conn, definition.name):
                     raise Conflict(f"a view named {definition.name!r} already exists", code="view_exists")
@@ -299,17 +214,20 @@ class AnalyticsService:
                 except BaseException:
                     await views.drop_view(conn, definition.name)
                     raise
+                await tenants.add_view_everywhere(conn, names, definition.name)
             finally:
                 await conn.close()
         return {**definition.to_dict(), "created_at": now}
 
     async def delete_view(self, project: Project, raw_name: str) -> None:
         name = views.check_view_name(raw_name)
-        async with self._lock(project.id):
+        async with self.lock(project.id):
             await self.get_view(project, name)
-            conn = await self._connect(project)
+            conn = await self.connect(project)
             try:
-                await views.drop_view(conn, name)
+                async with conn.transaction():
+                    await tenants.drop_view_everywhere(conn, project.names, name)
+                    await views.drop_view(conn, name)
             except asyncpg.DependentObjectsStillExistError:
                 raise Conflict(f"other objects depend on view {name!r}", code="view_in_use") from None
             finally:
@@ -336,8 +254,8 @@ class AnalyticsService:
         if not isinstance(tables, list) or not all(isinstance(t, str) and t for t in tables):
             raise BadRequest("tables must be a list of table names", code="invalid_tables", details={"field": "tables"})
         wanted = sorted({t.removeprefix(f"{views.BASE_SCHEMA}.") for t in tables})
-        async with self._lock(project.id):
-            conn = await self._connect(project)
+        async with self.lock(project.id):
+            conn = await self.connect(project)
             try:
                 for table in wanted:
                     if not await views.table_exists(conn, table):

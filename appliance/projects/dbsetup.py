@@ -82,8 +82,13 @@ async def drop_database_and_roles(conn: asyncpg.Connection, names: ProjectNames)
         r["rolname"]
         for r in await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])", list(names.all_roles))
     }
-    for role in names.all_roles:
-        if role in existing:
+    # Tenant-scoped analytics roles (proj_<id>_analytics_<name>) hold rights in the dropped database only.
+    tenant_roles = [
+        r["rolname"]
+        for r in await conn.fetch("SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", f"{names.analytics}_")
+    ]
+    for role in [*tenant_roles, *names.all_roles]:
+        if role in existing or role in tenant_roles:
             # Privileges a role holds elsewhere (e.g. on the shared catalog) would block DROP ROLE.
             await conn.execute(f"DROP ROLE {q(role)}")
 
