@@ -86,11 +86,16 @@ def _handler(expected_type: str, *, master_only: bool, status: int) -> Callable[
 
 
 def build_app(core: Core, mesh: Mesh, receivers: dict[str, Receiver]) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_MESSAGE_BYTES)
+    from appliance.mesh.admin_forward import add_admin_route, admin_body_limit
+
+    limit = max(MAX_MESSAGE_BYTES, admin_body_limit(core)) if mesh.role == "worker" else MAX_MESSAGE_BYTES
+    app = web.Application(middlewares=[error_middleware], client_max_size=limit)
     app[CORE] = core
     app[MESH] = mesh
     app[RECEIVERS] = receivers
     add_health_routes(app)
+    if mesh.role == "worker":
+        add_admin_route(app, core)  # admin requests from the master, run by this node's admin routes
     app.router.add_post("/mesh/v1/heartbeat", _handler(HEARTBEAT, master_only=False, status=204))
     app.router.add_post("/mesh/v1/command-result", _handler(COMMAND_RESULT, master_only=False, status=204))
     app.router.add_post("/mesh/v1/command", _handler(COMMAND, master_only=True, status=202))

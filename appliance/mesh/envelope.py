@@ -43,7 +43,8 @@ HEARTBEAT: Final = "heartbeat"
 COMMAND: Final = "command"
 COMMAND_RESULT: Final = "command-result"
 FORWARDED_REQUEST: Final = "forwarded-request"
-MESSAGE_TYPES: Final = frozenset({JOIN, JOIN_ANSWER, HEARTBEAT, COMMAND, COMMAND_RESULT, FORWARDED_REQUEST})
+ADMIN_REQUEST: Final = "admin-request"
+MESSAGE_TYPES = frozenset({JOIN, JOIN_ANSWER, HEARTBEAT, COMMAND, COMMAND_RESULT, FORWARDED_REQUEST, ADMIN_REQUEST})
 # The two messages whose sender cannot be pinned yet: its key travels in the body.
 INTRODUCTION_TYPES: Final = frozenset({JOIN, JOIN_ANSWER})
 
@@ -155,26 +156,25 @@ class _Header:
     body_sha256: str
 
 
-def encode_forwarded_request(descriptor: Mapping[str, Any], body: bytes) -> bytes:
-    """The ``forwarded-request`` body: canonical descriptor JSON, one newline, the raw body.
+def encode_forwarded_request(descriptor: Mapping[str, Any], body: bytes, keys: frozenset[str] = _FORWARD_KEYS) -> bytes:
+    """The ``forwarded-request`` (and ``admin-request``) body: canonical descriptor JSON, one newline, the raw body.
 
     Canonical JSON never contains a raw newline, so the first ``\\n`` ends the descriptor and
     the request body travels unencoded (no base64 inflation of uploads).
     """
-    missing = _FORWARD_KEYS - set(descriptor)
-    if missing:
+    if missing := keys - set(descriptor):
         raise ValueError(f"forwarded-request descriptor lacks {sorted(missing)}")
     return canonical_json(descriptor) + b"\n" + body
 
 
-def decode_forwarded_request(body: bytes) -> tuple[dict[str, Any], bytes]:
+def decode_forwarded_request(body: bytes, keys: frozenset[str] = _FORWARD_KEYS) -> tuple[dict[str, Any], bytes]:
     """Split a verified ``forwarded-request`` body into (descriptor, raw request body)."""
     head, sep, rest = body.partition(b"\n")
     try:
         descriptor = json.loads(head) if sep else None
     except ValueError:
         descriptor = None
-    if not isinstance(descriptor, dict) or not _FORWARD_KEYS <= set(descriptor):
+    if not isinstance(descriptor, dict) or not keys <= set(descriptor):
         raise BadRequest("forwarded-request body has no valid descriptor line")
     return descriptor, rest
 

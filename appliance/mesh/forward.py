@@ -93,7 +93,7 @@ def forwarded_headers(request: web.Request) -> list[list[str]]:
     return headers
 
 
-def _unavailable(node_id: str, why: str) -> ServiceUnavailable:
+def unavailable(node_id: str, why: str) -> ServiceUnavailable:
     return ServiceUnavailable(
         "the node hosting this project is unavailable; try again shortly",
         code="node_unavailable",
@@ -108,11 +108,11 @@ async def forward(request: web.Request, mesh: Mesh, node_id: str, project_id: st
         await mesh.load()  # joined a moment ago, or removed
         node = mesh.active_peer(node_id)
     if node is None:
-        raise _unavailable(node_id, "removed")
+        raise unavailable(node_id, "removed")
     if not node.gateway_url:
-        raise _unavailable(node_id, "no_address")
+        raise unavailable(node_id, "no_address")
     if mesh.down_until.get(node_id, 0.0) > time.monotonic():
-        raise _unavailable(node_id, "unreachable")
+        raise unavailable(node_id, "unreachable")
     body = await request.read()
     descriptor = {
         "project_id": project_id,
@@ -135,15 +135,15 @@ async def forward(request: web.Request, mesh: Mesh, node_id: str, project_id: st
     except (aiohttp.ClientConnectionError, TimeoutError) as exc:
         log.warning("forwarding to node %s failed: %r", node_id, exc)
         mesh.down_until[node_id] = time.monotonic() + RETRY_AFTER_FAILURE_S
-        raise _unavailable(node_id, "unreachable") from None
+        raise unavailable(node_id, "unreachable") from None
     mesh.down_until.pop(node_id, None)
     try:
-        return await _relay(request, upstream, node_id)
+        return await relay(request, upstream, node_id)
     finally:
         upstream.release()
 
 
-async def _relay(request: web.Request, upstream: aiohttp.ClientResponse, node_id: str) -> web.StreamResponse:
+async def relay(request: web.Request, upstream: aiohttp.ClientResponse, node_id: str) -> web.StreamResponse:
     headers: CIMultiDict[str] = CIMultiDict(
         (name, value) for name, value in upstream.headers.items() if name.lower() not in _HOP_BY_HOP
     )
@@ -152,14 +152,14 @@ async def _relay(request: web.Request, upstream: aiohttp.ClientResponse, node_id
         raw = await upstream.read()
         if b'"envelope_rejected"' in raw or b'"not_from_master"' in raw:
             log.error("node %s refused a forwarded request: %s", node_id, raw[:300])
-            raise _unavailable(node_id, "refused")
+            raise unavailable(node_id, "refused")
         return web.Response(status=upstream.status, headers=headers, body=raw)
     length = upstream.content_length
     if length is not None and length <= BUFFER_LIMIT:
         try:
             raw = await upstream.read()
         except (aiohttp.ClientError, TimeoutError):
-            raise _unavailable(node_id, "interrupted") from None
+            raise unavailable(node_id, "interrupted") from None
         return web.Response(status=upstream.status, headers=headers, body=raw)
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
