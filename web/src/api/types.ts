@@ -200,6 +200,27 @@ export interface AnalyticsInfo {
   enabled: boolean;
   connection: AnalyticsConnection | null;
   views: AnalyticsView[];
+  /** Tables of `public` no analytics view may read, even through other views. */
+  never_exposable: string[];
+}
+
+/** A read-only login that sees the analytics views filtered on `tenant_column = tenant_value`. */
+export interface AnalyticsTenantRole {
+  name: string;
+  user: string;
+  schema: string;
+  tenant_column: string;
+  tenant_value: string | number;
+  /** Views present in the tenant's schema. */
+  views: string[];
+  /** Analytics views the tenant does not get (they lack the tenant column). */
+  skipped: string[];
+  created_at: string;
+}
+
+/** The answer to creating a tenant role: the only time its password is shown. */
+export interface AnalyticsTenantRoleCreated extends AnalyticsTenantRole {
+  connection: AnalyticsConnection & { password: string };
 }
 
 export type NodeStatus = "healthy" | "unhealthy" | "unknown";

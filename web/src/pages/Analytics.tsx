@@ -18,11 +18,9 @@ import { ConfirmDialog } from "@/components/ConfirmDialog";
 import { SecretDialog } from "@/components/SecretDialog";
 import { useQuery } from "@/hooks/useQuery";
 import { analyticsApi, errorMessage, type AnalyticsConnection, type AnalyticsViewInput } from "@/api";
-
-function connectionUri(c: AnalyticsConnection, password?: string) {
-  const pw = password ? `:${encodeURIComponent(password)}` : "";
-  return `postgresql://${encodeURIComponent(c.user)}${pw}@${c.host}:${c.port}/${c.database}?sslmode=${c.sslmode}`;
-}
+import { connectionUri } from "@/api/analytics";
+import { NeverExposableSection } from "./AnalyticsNeverExposable";
+import { TenantRolesSection } from "./AnalyticsTenants";
 
 function NewViewForm({ projectId, onCreated }: { projectId: string; onCreated: () => void }) {
   const [kind, setKind] = useState<"table" | "sql">("table");
@@ -176,16 +174,25 @@ export default function AnalyticsPage() {
       ) : q.initialLoading ? (
         <Skeleton className="h-40" />
       ) : !info?.enabled ? (
-        <EmptyState
-          icon={BarChart3}
-          title="Analytics access is off"
-          description="Enable it to get a read-only connection for BI tools. Only the views listed here are visible to that role."
-          action={
-            <Button size="sm" onClick={() => void setEnabled(true)} loading={busy} data-testid="analytics-enable">
-              Enable analytics access
-            </Button>
-          }
-        />
+        <div className="grid gap-4">
+          <EmptyState
+            icon={BarChart3}
+            title="Analytics access is off"
+            description="Enable it to get a read-only connection for BI tools. Only the views listed here are visible to that role."
+            action={
+              <Button size="sm" onClick={() => void setEnabled(true)} loading={busy} data-testid="analytics-enable">
+                Enable analytics access
+              </Button>
+            }
+          />
+          {info && (
+            <NeverExposableSection
+              projectId={projectId}
+              tables={info.never_exposable ?? []}
+              onChanged={() => void q.reload()}
+            />
+          )}
+        </div>
       ) : (
         <div className="grid gap-4">
           <Section
@@ -240,6 +247,16 @@ export default function AnalyticsPage() {
             )}
             <NewViewForm projectId={projectId} onCreated={() => void q.reload()} />
           </Section>
+          <NeverExposableSection
+            projectId={projectId}
+            tables={info.never_exposable ?? []}
+            onChanged={() => void q.reload()}
+          />
+          <TenantRolesSection
+            projectId={projectId}
+            connection={info.connection}
+            viewNames={info.views.map((v) => v.name).join(",")}
+          />
         </div>
       )}
       {q.loading && !info && <TableSkeleton />}
