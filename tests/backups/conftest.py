@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from appliance.pg.embedded import EmbeddedPostgres
-from tests.fixtures.daemon import RunningDaemon
+from tests.fixtures.daemon import RunningDaemon, running_daemon
+from tests.fixtures.s3server import S3Server, start_seaweedfs
 
 SCHEMA = """
 CREATE TABLE notes (
@@ -69,3 +73,35 @@ async def project_conn(pg: EmbeddedPostgres, pid: str) -> asyncpg.Connection:
     return await asyncpg.connect(
         host="127.0.0.1", port=pg.port, user=pg.user, password=pg.password, database=f"proj_{pid}"
     )
+
+
+@pytest.fixture(scope="session")
+def backups_s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs-backups"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["fs", "s3"])
+async def any_backend(
+    request: pytest.FixtureRequest, tmp_path: Path, pg: EmbeddedPostgres
+) -> AsyncIterator[RunningDaemon]:
+    """A daemon whose backups go to the fs backend, or to a real S3 server (SeaweedFS)."""
+    sections: dict[str, dict[str, Any]] = {}
+    if request.param == "s3":
+        server: S3Server = request.getfixturevalue("backups_s3_server")
+        secret_file = tmp_path / "s3-secret"
+        secret_file.write_text(server.secret_key)
+        sections["storage"] = {
+            "backend": "s3",
+            "s3_endpoint": server.endpoint,
+            "s3_access_key": server.access_key,
+            "s3_secret_key_file": str(secret_file),
+            "s3_region": server.region,
+            "s3_secure": False,
+        }
+    async with running_daemon(tmp_path / "state", pg, **sections) as running:
+        assert running.daemon.core.storage.kind == request.param
+        yield running

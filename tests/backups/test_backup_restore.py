@@ -1,4 +1,5 @@
-"""Backups through the admin API against real PostgreSQL: create, verify, list, download, restore, undo."""
+"""Backups through the admin API against real PostgreSQL, on both storage backends (fs and a real S3
+server): create, verify, list, download, restore, undo."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ async def snapshot(pg: EmbeddedPostgres, pid: str) -> tuple[list[asyncpg.Record]
     return rows, seq, policies
 
 
-async def test_backup_is_verified_listed_and_downloadable(atlas: RunningDaemon, pg: EmbeddedPostgres) -> None:
+async def test_backup_is_verified_listed_and_downloadable(any_backend: RunningDaemon, pg: EmbeddedPostgres) -> None:
+    atlas = any_backend
     pid = await create_project(atlas)
     job = await backup(atlas, pid)
     assert job["phase"] == "done" and job["progress"]["unit"] == "bytes"
@@ -47,7 +49,8 @@ async def test_backup_is_verified_listed_and_downloadable(atlas: RunningDaemon, 
     assert stored.startswith(b"AHBK") and b"note 17" not in stored
 
 
-async def test_restore_round_trip_and_undo(atlas: RunningDaemon, pg: EmbeddedPostgres) -> None:
+async def test_restore_round_trip_and_undo(any_backend: RunningDaemon, pg: EmbeddedPostgres) -> None:
+    atlas = any_backend
     pid = await create_project(atlas)
     before = await snapshot(pg, pid)
     backup_id = (await backup(atlas, pid))["result"]["id"]

@@ -85,8 +85,9 @@ async def role_facts(conn: asyncpg.Connection) -> dict[str, Any]:
 
 
 async def test_clone_maps_owners_grants_and_policies_to_the_new_roles(
-    atlas: RunningDaemon, pg: EmbeddedPostgres
+    any_backend: RunningDaemon, pg: EmbeddedPostgres
 ) -> None:
+    atlas = any_backend
     pid = await source_project(atlas, pg)
     backup_id = (await backup(atlas, pid))["result"]["id"]
     job = await start_clone(atlas, pid, backup_id, "Source (copy)")
