@@ -118,3 +118,30 @@ async def place_project(request: web.Request) -> web.Response:
     created = await core.service(Commands).place_project(node_id, body.get("name"))
     await _audit(request, "project.create", created["id"], {"name": created["name"], "node_id": node_id})
     return json_response(created, status=201)
+
+
+# Commands an operator may send to a worker from the admin API (provisioning has its own route).
+OPERATOR_COMMANDS = ("backup_project", "unit_state", "restart", "upgrade")
+
+
+@routes.post("/admin/api/nodes/{node_id}/commands")
+async def send_command(request: web.Request) -> web.Response:
+    """Run one agent command on a worker and answer its result (or its error, as the worker gave it)."""
+    core = request.app[CORE]
+    _master_only(core.service(Mesh))
+    body = await read_json_object(request)
+    name, args = body.get("name"), body.get("args") or {}
+    if name not in OPERATOR_COMMANDS or not isinstance(args, dict):
+        raise BadRequest(
+            f"name must be one of {', '.join(OPERATOR_COMMANDS)} and args an object",
+            code="invalid_parameter",
+            details={"field": "name"},
+        )
+    node_id = request.match_info["node_id"]
+    try:
+        result = await core.service(Commands).send(node_id, str(name), args)
+    except Exception as exc:
+        await _audit(request, f"node.command.{name}", node_id, {"args": args, "error": type(exc).__name__})
+        raise
+    await _audit(request, f"node.command.{name}", node_id, {"args": args})
+    return json_response({"node_id": node_id, "name": name, "result": result})

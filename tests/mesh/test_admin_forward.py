@@ -173,3 +173,17 @@ def test_least_loaded_ranks_projects_then_load_then_id() -> None:
     assert least_loaded([Candidate("n_b", 0, 0.2), Candidate("n_a", 0, 0.2)]) == "n_a"
     assert load_per_cpu({"load1": 2.0, "cpus": 4}) == 0.5
     assert load_per_cpu({"load1": True}) is None and load_per_cpu(None) is None
+
+
+async def test_operator_commands_from_the_admin_api(cluster: dict[str, Any]) -> None:
+    master, worker = cluster["master"], cluster["worker"]
+    wid = worker.daemon.core.node_id
+    status, project = await master.admin("POST", f"/admin/api/nodes/{wid}/projects", json={"name": "remote"})
+    assert status == 201, project
+    command = {"name": "backup_project", "args": {"project_id": project["id"]}}
+    status, body = await master.admin("POST", f"/admin/api/nodes/{wid}/commands", json=command)
+    assert status == 200 and body["result"]["backup_id"], body
+    status, body = await master.admin("POST", f"/admin/api/nodes/{wid}/commands", json={"name": "drop_project"})
+    assert (status, body["error"]["code"]) == (400, "invalid_parameter"), body
+    audited = await _audit(master, "node.command.backup_project")
+    assert [r["actor"] for r in audited] == ["dev"], audited
