@@ -285,3 +285,31 @@ export function triggerDownload(url: string, filename?: string) {
   a.click();
   a.remove();
 }
+
+/** Objects larger than this open in a new tab instead of being buffered in memory. */
+const MAX_BUFFERED_DOWNLOAD = 100 * 1024 * 1024;
+
+/** Save a signed URL of another origin (the gateway or the object store) as a file.
+ *
+ * Browsers ignore `<a download>` across origins and navigate to the URL instead, which
+ * would replace the dashboard with the object itself. The bytes are fetched (signed URLs
+ * answer CORS) and saved from a blob URL under `filename`; a large object, or a store that
+ * refuses CORS, opens in a new tab so the dashboard stays where it is. */
+export async function downloadSignedUrl(url: string, filename?: string, size?: number | null): Promise<void> {
+  const openInNewTab = () => window.open(url, "_blank", "noopener");
+  if (size !== undefined && size !== null && size > MAX_BUFFERED_DOWNLOAD) {
+    openInNewTab();
+    return;
+  }
+  let res: Response;
+  try {
+    res = await fetch(url, { credentials: "omit" });
+  } catch {
+    openInNewTab();
+    return;
+  }
+  if (!res.ok) throw await parseError(res);
+  const objectUrl = URL.createObjectURL(await res.blob());
+  triggerDownload(objectUrl, filename);
+  setTimeout(() => URL.revokeObjectURL(objectUrl), 60_000);
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { offsetToLineColumn, shiftPosition, sqlErrorRange } from "./sqlPosition";
+import { errorPosition, offsetToLineColumn, shiftPosition, sqlErrorRange } from "./sqlPosition";
 
 describe("SQL error position → Monaco range", () => {
   it("maps a 1-based offset on the first line", () => {
@@ -52,5 +52,22 @@ describe("SQL error position → Monaco range", () => {
   it("shifts a position relative to a selection by the selection start", () => {
     expect(shiftPosition(3, 0)).toBe(3);
     expect(shiftPosition(3, 25)).toBe(28);
+  });
+});
+
+describe("server error positions", () => {
+  it("turns the parser's 0-based offsets into 1-based ones", () => {
+    const sql = "SELECT id,\nFROM items";
+    const pos = errorPosition("sql_syntax_error", sql.indexOf("FROM"));
+    expect(pos).toBe(sql.indexOf("FROM") + 1);
+    expect(offsetToLineColumn(sql, pos!)).toEqual({ lineNumber: 2, column: 1 });
+    expect(errorPosition("sql_rejected", 0)).toBe(1);
+  });
+
+  it("keeps PostgreSQL's 1-based positions and drops missing ones", () => {
+    expect(errorPosition("sql_error", 8)).toBe(8);
+    expect(errorPosition("sql_error", 0)).toBeNull();
+    expect(errorPosition("sql_syntax_error", null)).toBeNull();
+    expect(errorPosition("sql_syntax_error", undefined)).toBeNull();
   });
 });

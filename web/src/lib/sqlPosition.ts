@@ -63,3 +63,16 @@ export function sqlErrorRange(text: string, position: number): EditorRange {
 export function shiftPosition(position: number, selectionStartOffset: number): number {
   return position + selectionStartOffset;
 }
+
+/** Error codes whose `details.position` comes from AtlasHub's own SQL parser
+ * (pglast): a 0-based character offset. PostgreSQL's own errors (`sql_error`)
+ * carry its 1-based `at character N`. */
+const ZERO_BASED_POSITION_CODES = new Set(["sql_syntax_error", "sql_rejected"]);
+
+/** The server's error position as a 1-based character offset, or null when it
+ * has none. */
+export function errorPosition(code: string, position: number | null | undefined): number | null {
+  if (typeof position !== "number" || !Number.isFinite(position) || position < 0) return null;
+  const oneBased = ZERO_BASED_POSITION_CODES.has(code) ? position + 1 : position;
+  return oneBased > 0 ? oneBased : null;
+}

@@ -95,7 +95,7 @@ export default function AuditPage() {
               </TableHeader>
               <TableBody>
                 {entries.map((e) => (
-                  <TableRow key={e.id} data-testid="audit-row">
+                  <TableRow key={e.id} data-testid="audit-row" data-action={e.action} data-project-id={e.project_id ?? undefined}>
                     <TableCell className="whitespace-nowrap font-mono text-2xs" title={formatRelative(e.at)}>
                       {formatDateTime(e.at)}
                     </TableCell>

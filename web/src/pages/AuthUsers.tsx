@@ -108,7 +108,13 @@ export default function AuthUsersPage() {
               </TableHeader>
               <TableBody>
                 {q.data?.users.map((u) => (
-                  <TableRow key={u.id} data-testid="user-row">
+                  <TableRow
+                    key={u.id}
+                    data-testid="user-row"
+                    data-user-id={u.id}
+                    data-email={u.email}
+                    data-status={u.disabled ? "disabled" : "active"}
+                  >
                     <TableCell className="font-medium">{u.email}</TableCell>
                     <TableCell>
                       <span className="inline-flex items-center gap-1 font-mono text-xs text-muted-foreground">
@@ -134,21 +140,28 @@ export default function AuthUsersPage() {
                         </DropdownMenuTrigger>
                         <DropdownMenuContent align="end">
                           {u.disabled ? (
-                            <DropdownMenuItem onSelect={() => void act("User enabled", () => usersApi.enable(projectId, u.id))}>
+                            <DropdownMenuItem
+                              onSelect={() => void act("User enabled", () => usersApi.enable(projectId, u.id))}
+                              data-testid="user-enable"
+                            >
                               <CheckCircle2 /> Enable
                             </DropdownMenuItem>
                           ) : (
-                            <DropdownMenuItem onSelect={() => void act("User disabled", () => usersApi.disable(projectId, u.id))}>
+                            <DropdownMenuItem
+                              onSelect={() => void act("User disabled", () => usersApi.disable(projectId, u.id))}
+                              data-testid="user-disable"
+                            >
                               <Ban /> Disable
                             </DropdownMenuItem>
                           )}
                           <DropdownMenuItem
                             onSelect={() => void act("Sessions revoked", () => usersApi.revokeSessions(projectId, u.id))}
+                            data-testid="user-revoke-sessions"
                           >
                             <LogOut /> Revoke sessions
                           </DropdownMenuItem>
                           <DropdownMenuSeparator />
-                          <DropdownMenuItem destructive onSelect={() => setDeleting(u)}>
+                          <DropdownMenuItem destructive onSelect={() => setDeleting(u)} data-testid="user-delete">
                             <Trash2 /> Delete…
                           </DropdownMenuItem>
                         </DropdownMenuContent>

@@ -387,7 +387,7 @@ function JobDetail({ jobId, projectId }: { jobId: string; projectId?: string }) 
                   <Button variant="outline" size="sm" onClick={() => setFormOpen(true)} data-testid="cron-edit">
                     <Pencil /> Edit
                   </Button>
-                  <Button variant="outline" size="sm" onClick={() => setDeleting(true)}>
+                  <Button variant="outline" size="sm" onClick={() => setDeleting(true)} data-testid="cron-delete">
                     <Trash2 /> Delete
                   </Button>
                   <Button

@@ -185,7 +185,7 @@ function BackupsSection({ projectId }: { projectId: string }) {
           </TableHeader>
           <TableBody>
             {q.data?.map((b) => (
-              <TableRow key={b.id} data-testid="backup-row" data-backup-id={b.id}>
+              <TableRow key={b.id} data-testid="backup-row" data-backup-id={b.id} data-status={b.status}>
                 <TableCell className="text-xs" title={formatDateTime(b.created_at)}>
                   {formatDateTime(b.created_at)}
                   <span className="ml-1.5 text-muted-foreground">{formatRelative(b.created_at)}</span>

@@ -126,7 +126,7 @@ function KeysSection({ projectId }: { projectId: string }) {
           </TableHeader>
           <TableBody>
             {(q.data ?? []).map((k) => (
-              <TableRow key={k.id} data-testid="key-row" data-key-status={k.status}>
+              <TableRow key={k.id} data-testid="key-row" data-key-id={k.id} data-key-status={k.status}>
                 <TableCell>
                   <Badge variant={k.type === "secret" ? "warning" : "secondary"}>{k.type}</Badge>
                 </TableCell>

@@ -57,6 +57,9 @@ export default function SettingsPage() {
     if (q.data) setDraft(Object.fromEntries(Object.entries(q.data).map(([k, v]) => [k, toDraft(v)])));
   }, [q.data]);
 
+  // Nodes whose admin API has no /settings keep every setting in their configuration file.
+  const unavailable = q.error instanceof ApiError && (q.error.status === 404 || q.error.status === 405);
+
   const changed = useMemo(
     () => (q.data ? Object.keys(q.data).filter((k) => draft[k] !== undefined && draft[k] !== toDraft(q.data![k])) : []),
     [q.data, draft],
@@ -117,13 +120,21 @@ export default function SettingsPage() {
                   Discard
                 </Button>
               )}
-              <Button size="sm" onClick={() => void save()} disabled={!changed.length} loading={busy} data-testid="settings-save">
-                Save{changed.length ? ` (${changed.length})` : ""}
-              </Button>
+              {!unavailable && (
+                <Button size="sm" onClick={() => void save()} disabled={!changed.length} loading={busy} data-testid="settings-save">
+                  Save{changed.length ? ` (${changed.length})` : ""}
+                </Button>
+              )}
             </>
           }
         >
-          {q.error && !q.data ? (
+          {unavailable ? (
+            <p className="p-4 text-xs text-muted-foreground" data-testid="settings-unavailable">
+              This node has no settings editable here: they live in its configuration file (
+              <code className="font-mono">atlashub.toml</code>, plus <code className="font-mono">ATLASHUB_*</code>{" "}
+              environment overrides) and take effect after a restart.
+            </p>
+          ) : q.error && !q.data ? (
             <div className="p-3">
               <ErrorAlert error={q.error} title="Could not load settings" onRetry={() => void q.reload()} />
             </div>

@@ -12,7 +12,7 @@ import { EmptyState } from "@/components/States";
 import { useTheme } from "@/context/theme";
 import { ApiError, errorMessage, sqlApi, type SqlResult } from "@/api";
 import { addHistory, clearHistory, loadDraft, loadHistory, saveDraft, type SqlHistoryEntry } from "@/lib/sqlHistory";
-import { offsetToLineColumn, shiftPosition, sqlErrorRange } from "@/lib/sqlPosition";
+import { errorPosition, offsetToLineColumn, shiftPosition, sqlErrorRange } from "@/lib/sqlPosition";
 import { formatDuration, formatNumber, formatRelative } from "@/lib/format";
 import { cn } from "@/lib/utils";
 
@@ -92,7 +92,7 @@ export default function SqlEditorPage() {
       if ((e as { name?: string })?.name === "AbortError") return;
       const err: RunError =
         e instanceof ApiError
-          ? { code: e.code, message: e.message, position: e.detail<number | null>("position") ?? null }
+          ? { code: e.code, message: e.message, position: errorPosition(e.code, e.detail<number | null>("position")) }
           : { code: "error", message: errorMessage(e), position: null };
       if (err.position && err.position > 0) {
         const full = model.getValue();

@@ -41,7 +41,7 @@ import { EmptyState, ErrorAlert, TableSkeleton } from "@/components/States";
 import { CopyButton } from "@/components/CopyButton";
 import { ConfirmDialog } from "@/components/ConfirmDialog";
 import { useQuery } from "@/hooks/useQuery";
-import { errorMessage, storageApi, triggerDownload, type StorageObject } from "@/api";
+import { downloadSignedUrl, errorMessage, storageApi, type StorageObject } from "@/api";
 import { formatBytes, formatDateTime, formatRelative } from "@/lib/format";
 import { cn } from "@/lib/utils";
 import { splitListing } from "@/lib/storagePaths";
@@ -210,10 +210,10 @@ export default function StoragePage() {
     void bucketsQ.reload();
   };
 
-  const download = async (key: string) => {
+  const download = async (key: string, size?: number | null) => {
     try {
       const r = await storageApi.downloadUrl(projectId, bucket!, key);
-      triggerDownload(r.downloadUrl, key.split("/").pop());
+      await downloadSignedUrl(r.downloadUrl, key.split("/").pop(), size);
     } catch (e) {
       toast.error(errorMessage(e));
     }
@@ -311,7 +311,7 @@ export default function StoragePage() {
                 </Button>
                 <DropdownMenu>
                   <DropdownMenuTrigger asChild>
-                    <Button variant="outline" size="icon" className="h-7 w-7" aria-label="Bucket actions">
+                    <Button variant="outline" size="icon" className="h-7 w-7" aria-label="Bucket actions" data-testid="bucket-actions">
                       <MoreHorizontal />
                     </Button>
                   </DropdownMenuTrigger>
@@ -446,7 +446,7 @@ export default function StoragePage() {
                             <Button
                               variant="ghost"
                               size="icon-sm"
-                              onClick={() => void download(o.key)}
+                              onClick={() => void download(o.key, o.size)}
                               aria-label="Download"
                               data-testid="storage-download"
                             >
@@ -454,12 +454,12 @@ export default function StoragePage() {
                             </Button>
                             <DropdownMenu>
                               <DropdownMenuTrigger asChild>
-                                <Button variant="ghost" size="icon-sm" aria-label="Object actions">
+                                <Button variant="ghost" size="icon-sm" aria-label="Object actions" data-testid="storage-object-actions">
                                   <MoreHorizontal />
                                 </Button>
                               </DropdownMenuTrigger>
                               <DropdownMenuContent align="end">
-                                <DropdownMenuItem onSelect={() => void download(o.key)}>
+                                <DropdownMenuItem onSelect={() => void download(o.key, o.size)}>
                                   <Download /> Download
                                 </DropdownMenuItem>
                                 <DropdownMenuSeparator />
