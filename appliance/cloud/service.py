@@ -71,7 +71,7 @@ class CloudService:
 
     async def drain(self, node_id: str, projects: list[str]) -> dict[str, str]:
         """Back up each project on its node (the worker's ``backup_project`` command)."""
-        from appliance.mesh.agent_server import Commands
+        from appliance.mesh.commands import Commands
 
         commands = self.core.service(Commands)
         outcome: dict[str, str] = {}
