@@ -116,9 +116,9 @@ async def run_main_path(page, expect, atlas: RunningDaemon, target: str) -> None
         "window.__atlashub.sqlEditor.setValue('CREATE TABLE fruits (id serial PRIMARY KEY, name text NOT NULL)')"
     )
     await page.get_by_test_id("sql-run").click()
-    await expect(page.get_by_test_id("sql-results-empty").or_(page.get_by_test_id("sql-result-meta"))).to_be_visible(
-        timeout=20_000
-    )
+    await expect(
+        page.get_by_test_id("sql-results-empty").or_(page.get_by_test_id("sql-result-meta")).first
+    ).to_be_visible(timeout=20_000)
     await editor.click()
     await page.keyboard.press("Control+A")
     await page.keyboard.type("INSERT INTO fruits (name) VALUES ('apple'), ('pear') RETURNING id, name")
