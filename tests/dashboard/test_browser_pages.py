@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
@@ -33,6 +34,13 @@ T = 20_000  # ms: the longest a single UI state may take to appear
 ADMIN_USER = "ops-admin"
 ADMIN_PASSWORD = "correct horse battery staple"
 EXPECTED_CONSOLE = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d")
+# The error answers the run provokes on purpose; anything else (and any 5xx) fails the test.
+EXPECTED_FAILURES = [
+    re.compile(r"401 GET /admin/api/(session|overview|projects)"),  # before sign-in and after sign-out
+    re.compile(r"401 POST /admin/api/session"),  # the wrong password
+    re.compile(r"400 POST /admin/api/projects/\w+/sql"),  # the syntax error
+    re.compile(r"404 GET /admin/api/settings"),  # this node has no settings API
+]
 
 
 @dataclass
@@ -110,9 +118,15 @@ async def test_every_page_against_the_real_apis(tmp_path: Path, pg: EmbeddedPost
     outside: list[str] = []
     page_errors: list[str] = []
 
+    failed: list[str] = []
+
     def record(request: Any) -> None:
         if not request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
             outside.append(request.url)
+
+    def answered(response: Any) -> None:
+        if response.status >= 400:
+            failed.append(f"{response.status} {response.request.method} {urlsplit(response.url).path}")
 
     async with (
         running_daemon(tmp_path / "state", pg, scheduler={"http_allowlist": (hook_target,)}) as atlas,
@@ -126,6 +140,7 @@ async def test_every_page_against_the_real_apis(tmp_path: Path, pg: EmbeddedPost
                 permissions=["clipboard-read", "clipboard-write"],
             )
             context.on("request", record)
+            context.on("response", answered)
             page = await context.new_page()
             run = Run(atlas, page, expect)
             watch(page, run.console_errors, page_errors)
@@ -142,10 +157,13 @@ async def test_every_page_against_the_real_apis(tmp_path: Path, pg: EmbeddedPost
             await settings(run)
             await nodes(run)
             await context.close()
-            await local_admin_sign_in_and_out(run, browser, record, page_errors)
+            await local_admin_sign_in_and_out(run, browser, (record, answered), page_errors)
         finally:
             await browser.close()
     assert outside == [], f"the UI requested outside resources: {outside}"
+    assert any(f.startswith("400 POST /admin/api/projects/") for f in failed), f"answers not watched: {failed}"
+    unexpected_failures = [f for f in failed if not any(p.fullmatch(f) for p in EXPECTED_FAILURES)]
+    assert unexpected_failures == [], f"unexpected error answers: {unexpected_failures} (all: {failed})"
     assert page_errors == [], f"uncaught errors in the page: {page_errors}"
     unexpected = [m for m in run.console_errors if not EXPECTED_CONSOLE.search(m)]
     assert unexpected == [], f"console errors: {unexpected}"
@@ -208,6 +226,7 @@ async def project_keys(run: Run) -> None:
     await run.shot("01-new-key")
     await run.testid("new-key-dialog-close").click()
     await expect(run.testid("key-row")).to_have_count(3, timeout=T)
+    await expect(page.locator("body")).not_to_contain_text(created)  # shown once, then only its prefix
     assert await db_status(run, created) == 200
     created_id = next(k for k, v in (await keys_by_id(run)).items() if created.startswith(v["prefix"]))
 
@@ -514,11 +533,15 @@ async def nodes(run: Run) -> None:
     await run.shot("12-nodes-join")
 
 
-async def local_admin_sign_in_and_out(run: Run, browser: Any, record: Any, page_errors: list[str]) -> None:
+async def local_admin_sign_in_and_out(
+    run: Run, browser: Any, listeners: tuple[Any, Any], page_errors: list[str]
+) -> None:
+    record, answered = listeners
     expect = run.expect
     await run.atlas.daemon.core.service(AdminAccounts).create_user(ADMIN_USER, ADMIN_PASSWORD)
     context = await browser.new_context(viewport={"width": 1440, "height": 900})
     context.on("request", record)
+    context.on("response", answered)
     page = await context.new_page()
     watch(page, run.console_errors, page_errors)
     await page.goto(run.url("/projects"))
