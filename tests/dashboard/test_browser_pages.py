@@ -524,6 +524,9 @@ async def nodes(run: Run) -> None:
     await expect(run.testid("join-dialog")).to_be_visible()
     await run.testid("join-create-token").click()
     await expect(run.testid("join-command")).to_contain_text("atlashub node join --master", timeout=T)
+    # The long command is truncated inside the dialog, which does not scroll sideways.
+    overflow = await run.testid("join-dialog").evaluate("d => d.scrollWidth - d.clientWidth")
+    assert overflow <= 0, f"the join dialog scrolls sideways by {overflow}px"
     await run.testid("join-command-copy").click()
     command = await run.clipboard()
     assert command == (await run.testid("join-command").inner_text()).strip()

@@ -75,7 +75,7 @@ export function CopyField({
 }) {
   const [shown, setShown] = useState(!masked);
   return (
-    <div className={cn("space-y-1", className)}>
+    <div className={cn("min-w-0 space-y-1", className)}>
       {label && <div className="text-xs font-medium text-muted-foreground">{label}</div>}
       <div className="flex items-center gap-1 rounded-md border bg-muted/40 py-0.5 pl-2.5 pr-1">
         <code
