@@ -49,7 +49,9 @@ def _parse(sql: str, what: str = "") -> tuple[ast.RawStmt, ...]:
     except pglast.parser.ParseError as exc:
         location = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
         message = f"{what}{exc.args[0] if exc.args else exc}"
-        raise BadRequest(message, code="sql_syntax_error", details={"position": location}) from None
+        # 1-based, like PostgreSQL's own error positions (the parser counts from 0).
+        position = location + 1 if location is not None else None
+        raise BadRequest(message, code="sql_syntax_error", details={"position": position}) from None
     except _PARSE_FAILURES as exc:
         # Pathological nesting or bytes the C parser cannot take: refuse, never crash.
         raise BadRequest("the SQL could not be parsed", code="sql_syntax_error") from exc
@@ -108,7 +110,7 @@ def check_editor_sql(sql: str, *, timeout_s: float = 5.0, allow_extensions: bool
     """Accept one statement for the SQL editor, or raise BadRequest naming the broken rule.
 
     Codes: ``sql_empty``, ``sql_syntax_error`` (parser message and position), ``sql_rejected``
-    (details ``{"rule", "position"}``, position a character offset into ``sql``). The row cap
+    (details ``{"rule", "position"}``, position a 1-based character offset into ``sql``). The row cap
     (``rules.EDITOR_MAX_ROWS``) and the timeout itself are the executor's to enforce.
     """
     stmt, text, location = _parse_one(sql)

@@ -228,7 +228,9 @@ class Context:
 
 
 def reject(rule: str, message: str, position: int | None) -> NoReturn:
-    raise BadRequest(message, code="sql_rejected", details={"rule": rule, "position": position})
+    """``position`` is the parser's 0-based offset; clients get 1-based, as PostgreSQL reports."""
+    shown = position + 1 if position is not None else None
+    raise BadRequest(message, code="sql_rejected", details={"rule": rule, "position": shown})
 
 
 def last_name(names: object) -> str | None:

@@ -288,7 +288,7 @@ def test_position_points_at_the_offending_call() -> None:
     sql = "/* é */ SELECT id, PG_READ_FILE('x') FROM t"
     with pytest.raises(BadRequest) as caught:
         check_editor_sql(sql)
-    assert caught.value.details["position"] == sql.index("PG_READ_FILE")
+    assert caught.value.details["position"] == sql.index("PG_READ_FILE") + 1
 
 
 def test_sql_keeps_the_text_without_trailing_semicolon() -> None:
@@ -308,7 +308,7 @@ def test_syntax_error_carries_parser_message_and_position() -> None:
         check_editor_sql("SELECT 'é' FORM t")
     assert caught.value.code == "sql_syntax_error"
     assert 'syntax error at or near "t"' in caught.value.message
-    assert caught.value.details == {"position": 16}
+    assert caught.value.details == {"position": 17}
 
 
 def test_syntax_error_in_sql_function_body() -> None:

@@ -56,12 +56,12 @@ describe("SQL error position → Monaco range", () => {
 });
 
 describe("server error positions", () => {
-  it("turns the parser's 0-based offsets into 1-based ones", () => {
+  it("takes the guard's positions as 1-based, like PostgreSQL's", () => {
     const sql = "SELECT id,\nFROM items";
-    const pos = errorPosition("sql_syntax_error", sql.indexOf("FROM"));
+    const pos = errorPosition("sql_syntax_error", sql.indexOf("FROM") + 1);
     expect(pos).toBe(sql.indexOf("FROM") + 1);
     expect(offsetToLineColumn(sql, pos!)).toEqual({ lineNumber: 2, column: 1 });
-    expect(errorPosition("sql_rejected", 0)).toBe(1);
+    expect(errorPosition("sql_rejected", 1)).toBe(1);
   });
 
   it("keeps PostgreSQL's 1-based positions and drops missing ones", () => {

@@ -67,7 +67,8 @@ export function shiftPosition(position: number, selectionStartOffset: number): n
 /** Error codes whose `details.position` comes from AtlasHub's own SQL parser
  * (pglast): a 0-based character offset. PostgreSQL's own errors (`sql_error`)
  * carry its 1-based `at character N`. */
-const ZERO_BASED_POSITION_CODES = new Set(["sql_syntax_error", "sql_rejected"]);
+// Every position the API sends is 1-based (PostgreSQL's convention); none needs shifting.
+const ZERO_BASED_POSITION_CODES = new Set<string>();
 
 /** The server's error position as a 1-based character offset, or null when it
  * has none. */
