@@ -128,10 +128,10 @@ class Core:
             self.projects = ProjectService(
                 self.store, self.box, self.pg, self.pools, self.keys, self.storage, self.node_id
             )
+            await self._prepare_postgres()
         except BaseException:
-            await self.store.close()
+            await self.close()
             raise
-        await self._prepare_postgres()
 
     async def _credentials(self, project_id: str, role: str) -> Credentials:
         """Pool logins. ``anon`` is the app login switched for good into the anon role (reads
