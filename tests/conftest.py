@@ -32,3 +32,17 @@ def _product_log_handlers_do_not_outlive_a_test() -> Iterator[None]:
     for handler in list(root.handlers):
         if getattr(handler, "_atlashub", False):
             root.removeHandler(handler)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A control-plane connection left open keeps a non-daemon thread alive, and the interpreter
+    would wait for it forever after the summary (a CI run that never ends). Fail loudly instead."""
+    import os
+    import sys
+    import threading
+
+    left = [t.name for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+    if left:
+        sys.stderr.write(f"\n{len(left)} SQLite connection thread(s) were never closed: a test leaks a ControlPlane\n")
+        sys.stderr.flush()
+        os._exit(3)

@@ -125,3 +125,17 @@ async def test_online_backup_is_a_consistent_copy(tmp_path: Path) -> None:
     copy = sqlite3.connect(tmp_path / "copy.db")
     assert copy.execute("SELECT x FROM a").fetchall() == [(42,)]
     copy.close()
+
+
+async def test_a_refused_file_leaves_no_connection_thread_behind(tmp_path: Path) -> None:
+    import threading
+
+    def workers() -> int:
+        return sum(1 for t in threading.enumerate() if "_connection_worker_thread" in t.name)
+
+    before = workers()
+    path = tmp_path / "control.db"
+    path.write_bytes(b"not a database" * 500)
+    with pytest.raises(StartupError):
+        await ControlPlane(path).open()
+    assert workers() == before
