@@ -10,6 +10,7 @@ from aiohttp import web
 from appliance import audit
 from appliance.dashboard.adminauth import current_admin, source_ip
 from appliance.errors import BadRequest
+from appliance.gateway.usage import RequestCounter
 from appliance.projects import migrations
 from appliance.projects.keys import audit_key_event
 from appliance.web.keys import CORE
@@ -84,7 +85,10 @@ async def get_project(request: web.Request) -> web.Response:
     pg = core.pg
     data = project.to_dict()
     data["connection"] = {"host": pg.project_host or pg.host, "port": pg.port, "database": project.db_name}
-    data["usage"] = await core.projects.usage(project)
+    data["usage"] = {
+        **await core.projects.usage(project),
+        "requests_24h": core.service(RequestCounter).last_24h(project.id),
+    }
     return json_response(data)
 
 

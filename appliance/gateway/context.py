@@ -13,6 +13,7 @@ from aiohttp import web
 
 from appliance.errors import Forbidden, Unauthorized
 from appliance.gateway.ratelimit import TokenBuckets
+from appliance.gateway.usage import RequestCounter
 from appliance.projects.keys import KeyRecord
 from appliance.projects.model import ProjectNames
 from appliance.web.keys import CORE
@@ -71,6 +72,7 @@ def api_key(request: web.Request) -> KeyRecord:
     if found is None:
         raise Unauthorized("invalid or revoked API key", code="invalid_api_key")
     request.app[RATE_LIMITS].check(found.project_id)
+    request.app[CORE].service(RequestCounter).hit(found.project_id)
     request[KEY_KEY] = found
     return found
 
