@@ -3,20 +3,9 @@ import { after, before, describe, test } from "node:test";
 
 import { AtlasHubError, createClient, inListItem, type AtlasHubClient } from "../src/index.js";
 import { type DevServer, type Project, skipReason, startDev } from "./dev-server.js";
+import { rejectsWith } from "./assertions.js";
 
 type Note = { id: number; body: string; tag: string | null; score: number; done: boolean };
-
-async function rejectsWith(promise: PromiseLike<unknown>, status: number, code: string): Promise<AtlasHubError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof AtlasHubError, `expected AtlasHubError, got ${String(err)}`);
-    assert.equal(err.status, status, err.message);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${status} ${code}, got success`);
-}
 
 test("in() items are quoted only when they must be", () => {
   assert.equal(inListItem("plain"), "plain");

@@ -2,17 +2,9 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 
-import { AtlasHubError, createClient, type AtlasHubClient } from "../src/index.js";
+import { createClient, type AtlasHubClient } from "../src/index.js";
 import { type DevServer, type Project, skipReason, startDev } from "./dev-server.js";
-
-async function rejectsWith(promise: PromiseLike<unknown>, status: number, code: string): Promise<void> {
-  await assert.rejects(Promise.resolve(promise), (err: unknown) => {
-    assert.ok(err instanceof AtlasHubError, String(err));
-    assert.equal(err.status, status, err.message);
-    assert.equal(err.code, code, err.message);
-    return true;
-  });
-}
+import { rejectsWith } from "./assertions.js";
 
 describe("storage against atlashub dev", { skip: skipReason }, () => {
   let server: DevServer;
