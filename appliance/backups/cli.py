@@ -1,4 +1,4 @@
-"""`atlashub backup create|list|restore|verify --project ID`: runs on this node directly, with
+"""`atlashub backup create|list|restore|verify|clone --project ID`: runs on this node directly, with
 progress bars on stderr. It opens the node's core itself (the daemon may keep running: the
 control plane is SQLite in WAL mode), so it needs the same config and master key as the daemon."""
 
@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from appliance.backups.clone import CloneService
 from appliance.backups.jobs import Progress
 from appliance.backups.restore import RestoreService
 from appliance.backups.service import BackupService
@@ -83,15 +84,22 @@ def register(subparsers: Any) -> None:
         ("list", "list a project's backups"),
         ("verify", "restore a backup into a scratch database and compare"),
         ("restore", "replace a project's database with a backup (undo possible for a while)"),
+        ("clone", "restore a backup as a new project, with new keys (printed once)"),
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--config", type=Path, default=None)
-        p.add_argument("--project", required=name != "verify", help="project id")
+        if name == "clone":
+            p.add_argument("project_id", nargs="?", metavar="PROJECT_ID", help="the source project's id")
+        p.add_argument("--project", required=name not in ("verify", "clone"), help="project id")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
-        if name in ("verify", "restore"):
-            p.add_argument("--backup", required=name == "verify", help="backup id (restore: default the newest good)")
+        if name in ("verify", "restore", "clone"):
+            p.add_argument(
+                "--backup", required=name == "verify", help="backup id (restore, clone: default the newest good)"
+            )
         if name == "restore":
             p.add_argument("--yes", action="store_true", help="skip the typed confirmation")
+        if name == "clone":
+            p.add_argument("--name", required=True, help="the new project's name")
         p.set_defaults(handler=run)
 
 
@@ -104,6 +112,14 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _run(args: argparse.Namespace, config: Config) -> int:
+    if args.backup_command == "clone":
+        if args.project_id and args.project and args.project_id != args.project:
+            print("atlashub backup clone: give the source project once (PROJECT_ID or --project)", file=sys.stderr)
+            return 2
+        args.project = args.project_id or args.project
+        if not args.project:
+            print("atlashub backup clone: the source project's id is required", file=sys.stderr)
+            return 2
     core = Core(config)
     await core.open()
     bar = BarProgress()
@@ -115,6 +131,8 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
     if result is None:
         return 1
     print(json.dumps(result, indent=2) if args.json else _summary(result))
+    if args.backup_command == "clone" and not args.json:
+        print("The keys are shown once: store them now.", file=sys.stderr)
     return 0
 
 
@@ -131,12 +149,23 @@ async def _dispatch(core: Core, args: argparse.Namespace, bar: Progress) -> Any:
             return await backups.verify(args.backup, bar)
     backup_id = args.backup or _newest_good(await backups.list_backups(args.project))
     if backup_id is None:
-        print("atlashub backup: this project has no good backup to restore", file=sys.stderr)
+        print(f"atlashub backup: this project has no good backup to {command}", file=sys.stderr)
         return None
+    if command == "clone":
+        return await _clone(core, args.project, backup_id, args.name, bar)
     confirm = (
         args.project if args.yes else await _ask(f"Type the project id ({args.project}) to replace its database: ")
     )
     return await core.service(RestoreService).restore(args.project, backup_id, confirm.strip(), bar)
+
+
+async def _clone(core: Core, source_id: str, backup_id: str, name: str, bar: Progress) -> dict[str, Any]:
+    """The clone runs in this process, not as a daemon job: the new keys never touch the jobs
+    table and are printed here once, as the admin API reveals them once. The running daemon adds
+    the new project's default daily backup job with its next maintenance pass."""
+    result, created = await core.service(CloneService).clone(source_id, backup_id, name, bar)
+    await core.project_created(created.project.id)
+    return {**result, "publishable_key": created.publishable[1], "secret_key": created.secret[1]}
 
 
 def _newest_good(rows: list[dict[str, Any]]) -> str | None:
@@ -156,5 +185,21 @@ def _summary(result: Any) -> str:
             size = _human(r["size"] or 0)
             lines.append(f"{r['id']:<24} {r['created_at']:<28} {r['status']:<10} {size:>10}  {r['verified_at'] or '-'}")
         return "\n".join(lines)
+    if "source_project_id" in result:
+        return _clone_summary(result)
     keys = ("id", "project_id", "backup_id", "status", "size", "sha256", "verified_at", "undo_until")
     return "\n".join(f"{k}: {result[k]}" for k in keys if k in result)
+
+
+def _clone_summary(result: dict[str, Any]) -> str:
+    lines = [
+        f"project_id: {result['project_id']}",
+        f"name: {result['project']['name']}",
+        f"source_project_id: {result['source_project_id']}",
+        f"backup_id: {result['backup_id']}",
+    ]
+    if result["not_applied"]:
+        lines.append(f"not_applied: {len(result['not_applied'])} statement(s) naming roles this server lacks")
+        lines += [f"  {statement}" for statement in result["not_applied"]]
+    lines += [f"publishable_key: {result['publishable_key']}", f"secret_key: {result['secret_key']}"]
+    return "\n".join(lines)
