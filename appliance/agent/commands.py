@@ -53,8 +53,31 @@ async def _backup_project(core: Core, args: dict[str, Any]) -> dict[str, Any]:
     return {"backup_id": backup["id"], "status": backup["status"]}
 
 
+async def _restore_project(core: Core, args: dict[str, Any]) -> dict[str, Any]:
+    """Start the restore job (as ``POST /admin/api/projects/{id}/restore`` does); it can run for
+    long, so the result is its job id, read later with ``job_state``."""
+    from appliance.backups.restore import start_restore_job
+
+    project_id, backup_id = str(args.get("project_id", "")), args.get("backup_id")
+    job_id = await start_restore_job(core, project_id, backup_id, args.get("confirm"))
+    return {"job_id": job_id, "project_id": project_id, "backup_id": backup_id}
+
+
+# Never the job's revealed-once values (a clone's new keys): command results are kept on the master.
+JOB_FIELDS = ("id", "kind", "project_id", "state", "phase", "progress", "result", "error")
+
+
+async def _job_state(core: Core, args: dict[str, Any]) -> dict[str, Any]:
+    from appliance.backups.jobs import JobManager
+
+    job = await core.service(JobManager).get(str(args.get("job_id", "")))
+    return {k: job[k] for k in JOB_FIELDS}
+
+
 WORKER_COMMANDS: dict[str, CommandHandler] = {
     "backup_project": _backup_project,
+    "restore_project": _restore_project,
+    "job_state": _job_state,
     "provision_project": _provision_project,
     "drop_project": _drop_project,
     "restart": _restart_unit,

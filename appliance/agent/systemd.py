@@ -3,6 +3,10 @@
 Only units of this product may be touched (``atlashub*``, plus PostgreSQL), so a command
 from the master cannot stop sshd. Each call opens the system bus and closes it: these are
 rare, operator-driven actions, not a hot path.
+
+The daemon runs as the unprivileged user ``atlashub``: systemd asks polkit before it starts or
+restarts a unit for it, and the package's polkit rule (packaging/polkit/atlashub.rules) allows
+exactly the units :func:`check_unit` allows. Reading a unit's state needs no authorization.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ MANAGER = "org.freedesktop.systemd1.Manager"
 UNIT = "org.freedesktop.systemd1.Unit"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 UPGRADE_UNIT = "atlashub-upgrade.service"
-_UNIT_RE = re.compile(r"^[A-Za-z0-9@._-]{1,200}\.(service|timer|target|socket)$")
+_UNIT_RE = re.compile(r"^[A-Za-z0-9@._-]{1,200}\.(service|timer|target|socket|path)$")
+# What systemd answers when polkit (or its absence) says no.
+_DENIED = frozenset(
+    {"org.freedesktop.DBus.Error.AccessDenied", "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"}
+)
 _ALLOWED = re.compile(r"^(atlashub[A-Za-z0-9@._-]*|postgresql(@[0-9a-z_-]+)?\.service)$")
 
 
@@ -57,6 +65,12 @@ async def _manager_call(member: str, signature: str, body: list[Any]) -> list[An
         )
     finally:
         bus.disconnect()
+    if reply is not None and reply.message_type == MessageType.ERROR and reply.error_name in _DENIED:
+        raise Forbidden(
+            f"systemd refused {member} for this node's daemon: {reply.error_name}"
+            " (is polkitd installed? the package's polkit rule authorizes its own units)",
+            code="unit_control_denied",
+        )
     if reply is None or reply.message_type == MessageType.ERROR:
         error = reply.error_name if reply is not None else "no reply"
         detail = reply.body[0] if reply is not None and reply.body else ""

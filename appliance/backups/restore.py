@@ -203,3 +203,23 @@ class RestoreService:
             elif pgtools.SCRATCH_DB.match(name) and name not in kept:
                 log.warning("dropping %s, left behind by an interrupted backup operation", name)
                 await pgtools.drop_database(conn, name)
+
+
+async def start_restore_job(core: Core, project_id: str, backup_id: Any, confirm: Any) -> str:
+    """Check a restore request, then run the restore as a job; returns the job id.
+
+    The one way in for the admin API (``POST /admin/api/projects/{id}/restore``) and the
+    worker's ``restore_project`` command alike."""
+    from appliance.backups.jobs import JobManager
+
+    project = await core.projects.get(project_id)
+    RestoreService.check_request(project.id, backup_id, confirm)
+    backup = await core.service(BackupService).get(backup_id)
+    if backup["project_id"] != project.id:
+        raise NotFound(f"backup {backup['id']} belongs to another project", code="backup_not_found")
+    restorer = core.service(RestoreService)
+
+    async def run(progress: Any) -> dict[str, Any]:
+        return await restorer.restore(project.id, backup["id"], confirm, progress)
+
+    return await core.service(JobManager).start("restore", project.id, run)

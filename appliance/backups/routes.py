@@ -12,7 +12,7 @@ from appliance import audit
 from appliance.backups import importexport, links
 from appliance.backups.clone import CloneService, start_clone_job
 from appliance.backups.jobs import JobManager, JobProgress
-from appliance.backups.restore import RestoreService
+from appliance.backups.restore import RestoreService, start_restore_job
 from appliance.backups.service import BackupService
 from appliance.dashboard.adminauth import current_admin, source_ip
 from appliance.errors import BadRequest
@@ -143,20 +143,11 @@ async def signed_download(request: web.Request) -> web.StreamResponse:
 @routes.post("/admin/api/projects/{project_id}/restore")
 async def restore(request: web.Request) -> web.Response:
     core = request.app[CORE]
-    project = await core.projects.get(request.match_info["project_id"])
+    project_id = request.match_info["project_id"]
     body = await read_json_object(request)
-    RestoreService.check_request(project.id, body.get("backup_id"), body.get("confirm"))
-    backup = await core.service(BackupService).get(body["backup_id"])
-    if backup["project_id"] != project.id:
-        raise BadRequest(f"backup {backup['id']} belongs to another project", code="backup_not_found", status=404)
-    restorer = core.service(RestoreService)
-
-    async def run(progress: JobProgress) -> dict[str, Any]:
-        return await restorer.restore(project.id, backup["id"], body.get("confirm"), progress)
-
-    job_id = await core.service(JobManager).start("restore", project.id, run)
+    job_id = await start_restore_job(core, project_id, body.get("backup_id"), body.get("confirm"))
     await _audit(
-        request, "backup.restore", project_id=project.id, details={"backup_id": backup["id"], "job_id": job_id}
+        request, "backup.restore", project_id=project_id, details={"backup_id": body["backup_id"], "job_id": job_id}
     )
     return json_response({"job_id": job_id}, status=202)
 

@@ -19,6 +19,7 @@ ADMIN_ROUTE_MODULES = (
     "appliance.backups.routes",
     "appliance.analytics.routes",
     "appliance.mesh.admin_routes",
+    "appliance.agent.admin_routes",
     "appliance.cloud.admin_routes",
 )
 

@@ -12,6 +12,7 @@ from appliance.agent.heartbeat import disk_usage, last_backup_at, load_info
 from appliance.core import Core
 from appliance.dashboard.adminauth import current_admin, source_ip
 from appliance.errors import BadRequest, Forbidden
+from appliance.mesh.admin_forward import AdminRouting
 from appliance.mesh.commands import Commands
 from appliance.mesh.peers import Mesh, Node
 from appliance.mesh.tokens import DEFAULT_TTL_SECONDS, JoinTokens
@@ -121,7 +122,7 @@ async def place_project(request: web.Request) -> web.Response:
 
 
 # Commands an operator may send to a worker from the admin API (provisioning has its own route).
-OPERATOR_COMMANDS = ("backup_project", "unit_state", "restart", "upgrade")
+OPERATOR_COMMANDS = ("backup_project", "restore_project", "job_state", "unit_state", "restart", "upgrade")
 
 
 @routes.post("/admin/api/nodes/{node_id}/commands")
@@ -144,4 +145,6 @@ async def send_command(request: web.Request) -> web.Response:
         await _audit(request, f"node.command.{name}", node_id, {"args": args, "error": type(exc).__name__})
         raise
     await _audit(request, f"node.command.{name}", node_id, {"args": args})
+    # A job the command started (restore_project) is followed: GET /admin/api/jobs/{id} goes to the worker.
+    core.service(AdminRouting).learn(result, node_id)
     return json_response({"node_id": node_id, "name": name, "result": result})
