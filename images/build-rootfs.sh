@@ -10,8 +10,8 @@
 #              (the tests reuse their cached one) instead of running debootstrap
 #   MIRROR=http://deb.debian.org/debian
 #
-# Same recipe for both architectures; arm64 adds the Pi kernel and firmware. Make the .img from an
-# arm64 rootfs with images/make-image.sh.
+# Same recipe for both architectures; arm64 adds the Pi kernel and firmware. Make the .img from it
+# with images/make-image.sh (images/build-pi-image.sh does both).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +23,10 @@ DEB="${DEB:-$(find "$ROOT/dist" -maxdepth 1 -name "atlashub_*_${ARCH}.deb" 2>/de
 # Everything the .deb depends on, plus what the appliance needs around it.
 PACKAGES=(systemd systemd-sysv dbus postgresql wireguard-tools curl sqlite3 ca-certificates procps iproute2
   openssh-server ufw systemd-timesyncd sudo)
-PI_PACKAGES=(linux-image-arm64 raspi-firmware firmware-brcm80211 systemd-resolved)
+PI_PACKAGES=(linux-image-arm64 raspi-firmware firmware-brcm80211 systemd-resolved fdisk)
+# The partitions of images/make-image.sh, mounted by label.
+BOOT_LABEL=ATLASBOOT
+ROOT_LABEL=atlasroot
 
 say() { printf '==> %s\n' "$*" >&2; }
 [ "$(id -u)" = 0 ] || { echo "run as root (debootstrap, chroot)" >&2; exit 1; }
@@ -58,6 +61,9 @@ cp /etc/resolv.conf "$OUT/etc/resolv.conf"
 printf 'deb %s %s main non-free-firmware\ndeb %s %s-updates main non-free-firmware\n' \
   "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" >"$OUT/etc/apt/sources.list"
 
+# raspi-firmware's kernel hook writes the kernel, initramfs, device trees, config.txt and cmdline.txt
+# here, the future boot partition; it fails when the directory is missing.
+install -d -m 0755 "$OUT/boot/firmware"
 extra=("${PACKAGES[@]}")
 [ "$ARCH" = arm64 ] && extra+=("${PI_PACKAGES[@]}")
 missing=()
@@ -65,10 +71,28 @@ for pkg in "${extra[@]}"; do
   # shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
   in_root dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+if [ "$ARCH" = arm64 ] && [ ! -f "$OUT/etc/default/raspi-firmware" ]; then
+  # Before raspi-firmware is installed (kept over the packaged file: --force-confold), so that its
+  # hook boots the root partition by label. Its other settings keep their defaults.
+  printf '# Written by images/build-rootfs.sh.\nROOTPART=LABEL=%s\n' "$ROOT_LABEL" >"$OUT/etc/default/raspi-firmware"
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   say "apt-get install ${missing[*]}"
   in_root apt-get update -qq
-  in_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  in_root apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef \
+    -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+fi
+
+if [ "$ARCH" = arm64 ]; then
+  say "Pi boot files in /boot/firmware (root=LABEL=$ROOT_LABEL)"
+  # Written by raspi-firmware's hook (above, and again on every kernel upgrade) from ROOTPART.
+  sed -i -E "s#root=[^ ]+#root=LABEL=$ROOT_LABEL#" "$OUT/boot/firmware/cmdline.txt"
+  for dtb in "$OUT"/usr/lib/linux-image-*-arm64/broadcom/bcm*rpi*.dtb; do
+    [ -f "$OUT/boot/firmware/$(basename "$dtb")" ] || install -m 0644 "$dtb" "$OUT/boot/firmware/"
+  done
+  for f in config.txt cmdline.txt; do
+    [ -s "$OUT/boot/firmware/$f" ] || { echo "raspi-firmware wrote no /boot/firmware/$f" >&2; exit 1; }
+  done
 fi
 
 say "installing $(basename "$DEB")"
@@ -80,8 +104,17 @@ say "first boot"
 install -m 0755 "$ROOT/images/firstboot/atlashub-firstboot" "$OUT/usr/libexec/atlashub/atlashub-firstboot"
 install -m 0644 "$ROOT/images/firstboot/atlashub-firstboot.service" "$ROOT/images/firstboot/atlashub-firstboot-join.service" \
   "$OUT/lib/systemd/system/"
-in_root systemctl enable atlashub-firstboot.service atlashub-firstboot-join.service ssh.service systemd-timesyncd.service >/dev/null 2>&1
-install -d -m 0755 "$OUT/boot/firmware"
+install -m 0755 "$ROOT/images/firstboot/atlashub-growroot" "$OUT/usr/libexec/atlashub/atlashub-growroot"
+install -m 0644 "$ROOT/images/firstboot/atlashub-growroot.service" "$OUT/lib/systemd/system/"
+in_root systemctl enable atlashub-firstboot.service atlashub-firstboot-join.service atlashub-growroot.service \
+  ssh.service systemd-timesyncd.service >/dev/null 2>&1
+# Mounted by label; a container ignores these device entries (the tests boot this tree in nspawn).
+# umask=0077: the boot file may carry a setup code or join token until first boot consumes it.
+cat >"$OUT/etc/fstab" <<FSTAB
+# Written by images/build-rootfs.sh: the partitions of images/make-image.sh.
+LABEL=$ROOT_LABEL	/	ext4	rw,noatime,errors=remount-ro	0	1
+LABEL=$BOOT_LABEL	/boot/firmware	vfat	rw,noatime,umask=0077	0	2
+FSTAB
 install -m 0644 "$ROOT/images/atlashub.toml.example" "$OUT/boot/firmware/atlashub.toml.example"
 
 say "making the image anonymous: no keys, identity or machine id of the build machine"
