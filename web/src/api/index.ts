@@ -8,7 +8,7 @@ export { tablesApi, migrationsApi, type SortDir } from "./tables";
 export { storageApi } from "./storage";
 export { usersApi } from "./users";
 export { cronApi } from "./cron";
-export { jobsApi, backupsApi } from "./backups";
+export { jobsApi, backupsApi, cloneOutcome, isRestorable, type CloneOutcome } from "./backups";
 export { analyticsApi, type AnalyticsViewInput } from "./analytics";
 export { nodesApi } from "./nodes";
 export { settingsApi } from "./settings";

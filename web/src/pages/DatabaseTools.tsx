@@ -1,7 +1,16 @@
-import { useRef, useState } from "react";
-import { useParams } from "react-router-dom";
-import { Database, DatabaseBackup, Download, FileUp, History, RefreshCw, RotateCcw, Undo2 } from "lucide-react";
+import { useEffect, useRef, useState } from "react";
+import { Link, useNavigate, useParams } from "react-router-dom";
+import { CopyPlus, Database, DatabaseBackup, Download, FileUp, History, RefreshCw, RotateCcw, Undo2 } from "lucide-react";
 import { Button } from "@/components/ui/button";
+import {
+  Dialog,
+  DialogContent,
+  DialogDescription,
+  DialogFooter,
+  DialogHeader,
+  DialogTitle,
+} from "@/components/ui/dialog";
+import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { Progress } from "@/components/ui/progress";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
@@ -14,16 +23,21 @@ import { ConfirmDialog } from "@/components/ConfirmDialog";
 import { JobProgress } from "@/components/JobProgress";
 import { StatusBadge } from "@/components/StatusBadge";
 import { CopyButton } from "@/components/CopyButton";
+import { SecretDialog } from "@/components/SecretDialog";
+import { useProjects } from "@/context/projects";
 import { useQuery } from "@/hooks/useQuery";
 import {
   backupsApi,
   buildUrl,
+  cloneOutcome,
   downloadFromApi,
   errorMessage,
+  isRestorable,
   migrationsApi,
   tablesApi,
   xhrUpload,
   type Backup,
+  type CloneOutcome,
 } from "@/api";
 import { formatBytes, formatDateTime, formatRelative } from "@/lib/format";
 import { cn } from "@/lib/utils";
@@ -88,16 +102,110 @@ function MigrationsSection({ projectId }: { projectId: string }) {
   );
 }
 
+/** Asks for the new project's name and starts the clone job; the section follows the job. */
+function CloneDialog({
+  projectId,
+  backup,
+  sourceName,
+  onOpenChange,
+  onStarted,
+}: {
+  projectId: string;
+  backup: Backup | null;
+  sourceName: string;
+  onOpenChange: (open: boolean) => void;
+  onStarted: (jobId: string, name: string) => void;
+}) {
+  const [name, setName] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    if (backup) {
+      setName(`${sourceName} copy`);
+      setError(null);
+    }
+  }, [backup, sourceName]);
+  const submit = async (e: React.FormEvent) => {
+    e.preventDefault();
+    if (!backup) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await backupsApi.clone(projectId, backup.id, name.trim());
+      onStarted(r.job_id, name.trim());
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog open={!!backup} onOpenChange={(o) => !busy && onOpenChange(o)}>
+      <DialogContent data-testid="clone-dialog">
+        <form onSubmit={submit} className="grid gap-4">
+          <DialogHeader>
+            <DialogTitle className="flex items-center gap-2">
+              <CopyPlus className="h-4 w-4 text-primary" />
+              Restore as a new project
+            </DialogTitle>
+            <DialogDescription asChild>
+              <div className="space-y-2">
+                <p>
+                  A new project is created from the backup of <b>{formatDateTime(backup?.created_at)}</b>: its schema,
+                  data, policies and end users, with its own roles and new API keys. This project is left as it is.
+                </p>
+                <p>Storage files, cron jobs and settings are not copied. Stay on this page: the new keys are shown here once.</p>
+              </div>
+            </DialogDescription>
+          </DialogHeader>
+          <div className="grid gap-1.5">
+            <Label htmlFor="clone-name">New project name</Label>
+            <Input
+              id="clone-name"
+              autoFocus
+              required
+              maxLength={64}
+              value={name}
+              onChange={(e) => setName(e.target.value)}
+              data-testid="clone-name"
+            />
+          </div>
+          {error ? (
+            <Alert variant="destructive" data-testid="clone-error">
+              <AlertDescription className="text-foreground">{errorMessage(error)}</AlertDescription>
+            </Alert>
+          ) : null}
+          <DialogFooter>
+            <Button type="button" variant="outline" onClick={() => onOpenChange(false)} disabled={busy}>
+              Cancel
+            </Button>
+            <Button type="submit" loading={busy} disabled={!name.trim()} data-testid="clone-submit">
+              Create project
+            </Button>
+          </DialogFooter>
+        </form>
+      </DialogContent>
+    </Dialog>
+  );
+}
+
 function BackupsSection({ projectId }: { projectId: string }) {
   const q = useQuery(() => backupsApi.list(projectId), [projectId]);
-  const [job, setJob] = useState<{ id: string; label: string } | null>(null);
+  const projects = useProjects();
+  const navigate = useNavigate();
+  const [job, setJob] = useState<{ id: string; label: string; clone: boolean } | null>(null);
   const [starting, setStarting] = useState(false);
   const [restoring, setRestoring] = useState<Backup | null>(null);
+  const [cloning, setCloning] = useState<Backup | null>(null);
+  const [cloned, setCloned] = useState<CloneOutcome | null>(null);
+  const [keysOpen, setKeysOpen] = useState(false);
   const [undoing, setUndoing] = useState(false);
   const [jobRunning, setJobRunning] = useState(false);
-  const follow = (id: string, label: string) => {
+  const sourceName = projects.projects?.find((p) => p.id === projectId)?.name ?? projectId;
+  const follow = (id: string, label: string, clone = false) => {
     setJobRunning(true);
-    setJob({ id, label });
+    setCloned(null);
+    setJob({ id, label, clone });
   };
 
   const createBackup = async () => {
@@ -147,9 +255,30 @@ function BackupsSection({ projectId }: { projectId: string }) {
               setJobRunning(false);
               if (s.state === "succeeded") toast.success(`${job.label}: done`);
               else toast.error(`${job.label}: failed`);
+              if (job.clone && s.state === "succeeded") {
+                const outcome = cloneOutcome(s);
+                setCloned(outcome);
+                setKeysOpen(!!outcome?.keys);
+                void projects.reload();
+              }
               void q.reload();
             }}
           />
+          {cloned && (
+            <Alert variant="success" className="mt-3" data-testid="clone-result">
+              <AlertTitle>Project {cloned.name} created from the backup</AlertTitle>
+              <AlertDescription>
+                <Link
+                  to={`/projects/${cloned.projectId}/overview`}
+                  className="font-medium underline underline-offset-2"
+                  data-testid="clone-result-link"
+                  data-project-id={cloned.projectId}
+                >
+                  Open {cloned.name}
+                </Link>
+              </AlertDescription>
+            </Alert>
+          )}
         </div>
       )}
       {q.error && !q.data ? (
@@ -180,7 +309,7 @@ function BackupsSection({ projectId }: { projectId: string }) {
               <TableHead className="text-right">Size</TableHead>
               <TableHead>SHA-256</TableHead>
               <TableHead>Verified</TableHead>
-              <TableHead className="w-48" />
+              <TableHead className="w-80" />
             </TableRow>
           </TableHeader>
           <TableBody>
@@ -218,6 +347,18 @@ function BackupsSection({ projectId }: { projectId: string }) {
                     >
                       <Download /> Download
                     </Button>
+                    {isRestorable(b) && (
+                      <Button
+                        variant="ghost"
+                        size="sm"
+                        className="h-7"
+                        onClick={() => setCloning(b)}
+                        disabled={jobRunning}
+                        data-testid="backup-clone"
+                      >
+                        <CopyPlus /> Restore as new project
+                      </Button>
+                    )}
                     <Button
                       variant="ghost"
                       size="sm"
@@ -257,6 +398,45 @@ function BackupsSection({ projectId }: { projectId: string }) {
           follow(r.job_id, "Restoring backup");
         }}
       />
+      <CloneDialog
+        projectId={projectId}
+        backup={cloning}
+        sourceName={sourceName}
+        onOpenChange={(o) => !o && setCloning(null)}
+        onStarted={(jobId, name) => {
+          setCloning(null);
+          follow(jobId, `Restoring as new project ${name}`, true);
+        }}
+      />
+      {cloned?.keys && (
+        <SecretDialog
+          open={keysOpen}
+          onOpenChange={setKeysOpen}
+          title={`Project ${cloned.name} is ready`}
+          description={
+            <>
+              Restored from a backup of this project. Project ID <code className="font-mono">{cloned.projectId}</code>.
+            </>
+          }
+          testId="clone-keys-dialog"
+          items={[
+            { label: "Publishable key (browser-safe, minimal reads)", value: cloned.keys.publishable, testId: "clone-publishable-key" },
+            { label: "Secret key (server side only)", value: cloned.keys.secret, testId: "clone-secret-key" },
+          ]}
+          footer={
+            <Button
+              variant="outline"
+              data-testid="clone-keys-open-project"
+              onClick={() => {
+                setKeysOpen(false);
+                navigate(`/projects/${cloned.projectId}/overview`);
+              }}
+            >
+              Open project
+            </Button>
+          }
+        />
+      )}
       <ConfirmDialog
         open={undoing}
         onOpenChange={setUndoing}
