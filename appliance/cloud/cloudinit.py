@@ -18,6 +18,8 @@ import shlex
 from dataclasses import dataclass
 
 DEFAULT_APT_URL = "https://apt.atlashub.invalid/"
+# The repository's public key, at the top of the repository (packaging/apt/build-repo.sh).
+APT_KEYRING_NAME = "atlashub-archive-keyring.gpg"
 ADMIN_USER = "atlas"
 WORKER_ROLES = ("gateway", "dashboard", "backups", "agent")
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -88,6 +90,14 @@ def worker_config(boot: WorkerBoot) -> str:
             "# Reachable over WireGuard only: UFW and the Hetzner firewall keep 8080 closed.",
             'listen = "0.0.0.0:8080"',
             "",
+            "# The package's PostgreSQL: the role atlashub, by peer authentication over the socket.",
+            "[postgres]",
+            'host = "/var/run/postgresql"',
+            "port = 5432",
+            'user = "atlashub"',
+            'database = "postgres"',
+            'project_host = "127.0.0.1"',
+            "",
             "[mesh]",
             'role = "worker"',
             f"master_url = {toml_string(boot.master_url)}",
@@ -143,7 +153,7 @@ apt-get install -y -q ufw curl ca-certificates gnupg
 
 step "atlashub: apt repository"
 install -d -m 0755 /etc/apt/keyrings
-curl -fsSL {q(apt_url + "atlashub.gpg")} -o /etc/apt/keyrings/atlashub.gpg
+curl -fsSL {q(apt_url + APT_KEYRING_NAME)} -o /etc/apt/keyrings/atlashub.gpg
 cat >/etc/apt/sources.list.d/atlashub.sources <<'SRC'
 Types: deb
 URIs: {apt_url}
@@ -178,6 +188,7 @@ step "atlashub: join the master"
 runuser -u atlashub -- atlashub node join --config /etc/atlashub/atlashub.toml \\
   --master {q(boot.master_url)} --token {q(boot.join_token)}
 # The token is spent; do not keep a copy on disk.
-rm -f /var/lib/cloud/instance/user-data.txt /var/lib/cloud/instance/scripts/part-001 || true
+rm -f /var/lib/cloud/instance/user-data.txt /var/lib/cloud/instance/user-data.txt.i \\
+  /var/lib/cloud/instance/scripts/part-001 || true
 step "done"
 """

@@ -1,6 +1,6 @@
 """The worker's first-boot script: valid bash (bash -n, shellcheck), every step present, values quoted,
-and UFW opening exactly the ports of the Hetzner firewall. Running it in an nspawn container is a
-system test still to write (it needs the apt repository)."""
+and UFW opening exactly the ports of the Hetzner firewall. test_cloudinit_nspawn.py runs it under
+real cloud-init in a booted Debian against a signed repository and a real master."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ def test_script_hardens_ssh_enables_ufw_installs_and_joins(script: Path) -> None
     assert SSH_KEY in text and "sshd -t" in text
     assert "ufw default deny incoming" in text and "ufw --force enable" in text
     assert "URIs: https://apt.atlashub.invalid/" in text and "Signed-By: /etc/apt/keyrings/atlashub.gpg" in text
+    # The key's name in the repository is the one packaging/apt/build-repo.sh writes.
+    assert "curl -fsSL https://apt.atlashub.invalid/atlashub-archive-keyring.gpg -o /etc/apt/keyrings/" in text
     assert (
         "apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold atlashub" in text
     )
@@ -75,6 +77,9 @@ def test_worker_config_is_valid_toml_for_a_worker() -> None:
         "endpoint": "203.0.113.5:51820",
     }
     assert parsed["node"]["name"] == "worker-1"
+    # The package's PostgreSQL role (peer authentication as the daemon's user), as in its own config.
+    packaged = tomllib.loads((Path(__file__).resolve().parents[2] / "packaging/deb/atlashub.toml").read_text())
+    assert parsed["postgres"] == packaged["postgres"]
     from appliance.config import Config
 
     Config().replace(**parsed)  # every key is known to the daemon's config
