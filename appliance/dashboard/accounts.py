@@ -20,6 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import bcrypt
@@ -27,6 +28,7 @@ import bcrypt
 from appliance.control.store import utcnow
 from appliance.dashboard import totp
 from appliance.errors import BadRequest, Conflict, NotFound, RateLimited, Unauthorized
+from appliance.settings.service import RuntimeSettings
 
 if TYPE_CHECKING:
     from appliance.core import Core
@@ -37,6 +39,12 @@ USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 MIN_PASSWORD = 12
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores (bcrypt>=5: refuses) anything longer
 SETUP_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: it is read off a console
+SETUP_CODE_LENGTH = 16  # 80 bits
+# A setup code chosen before the node first started: the Pi image's first boot copies
+# `admin_setup_code` from /boot/firmware/atlashub.toml here (images/firstboot/atlashub-firstboot).
+SETUP_CODE_FILE = "admin-setup-code"
+EXAMPLE_SETUP_CODE = "ABCDEFGHJKLMNPQR"  # images/atlashub.toml.example's placeholder
+MIN_DISTINCT_SETUP_CHARS = 8
 # A single address may try this many times the per-account limit before it is slowed down too.
 IP_FACTOR = 4
 LAST_SEEN_EVERY = timedelta(seconds=60)
@@ -72,12 +80,29 @@ def validate_password(raw: object) -> str:
 
 
 def new_setup_code() -> str:
-    raw = "".join(secrets.choice(SETUP_ALPHABET) for _ in range(16))
-    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+    return format_setup_code("".join(secrets.choice(SETUP_ALPHABET) for _ in range(SETUP_CODE_LENGTH)))
 
 
 def normalize_setup_code(raw: object) -> str:
     return re.sub(r"[\s-]", "", raw).upper() if isinstance(raw, str) else ""
+
+
+def format_setup_code(normalized: str) -> str:
+    return "-".join(normalized[i : i + 4] for i in range(0, len(normalized), 4))
+
+
+def provided_setup_code_problem(normalized: str) -> str | None:
+    """Why a setup code chosen by a person is refused (None: accepted). Never includes the code."""
+    if len(normalized) != SETUP_CODE_LENGTH or any(c not in SETUP_ALPHABET for c in normalized):
+        return (
+            f"it must be {SETUP_CODE_LENGTH} characters from {SETUP_ALPHABET} (dashes and spaces ignored),"
+            " like XXXX-XXXX-XXXX-XXXX"
+        )
+    if normalized == EXAMPLE_SETUP_CODE:
+        return "it is the example from atlashub.toml.example"
+    if len(set(normalized)) < MIN_DISTINCT_SETUP_CHARS:
+        return f"it is too easy to guess (fewer than {MIN_DISTINCT_SETUP_CHARS} different characters)"
+    return None
 
 
 async def hash_password(password: str, rounds: int = 12) -> str:
@@ -145,6 +170,11 @@ class ActiveSession:
     expires_at: str
 
 
+def session_hours(core: Core) -> float:
+    """The lifetime of a new admin session: a runtime setting (admin.session_hours in the file)."""
+    return float(core.service(RuntimeSettings).get("admin.session_hours"))
+
+
 class AdminAccounts:
     def __init__(self, core: Core) -> None:
         self._core = core  # the master key is read lazily: `atlashub admin create` has none open
@@ -154,6 +184,7 @@ class AdminAccounts:
         self._throttle = Throttle(self._admin.lockout_seconds)
         self._dummy_hash: str | None = None
         self._announced = False
+        self._code_file: Path = core.config.state_dir / SETUP_CODE_FILE
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -169,23 +200,59 @@ class AdminAccounts:
 
         Printing it is its purpose: whoever can read this node's log may create the first admin.
         Only its hash is stored. Called at start-up; a restart prints a new one.
+
+        Unless ``<state_dir>/admin-setup-code`` holds a valid code (the Pi image's first boot puts
+        the one from the boot partition there): that one is used instead, and never printed. The
+        file stays until the first admin exists, so the code still works after a power cut or a
+        restart; it lives next to the master key, with the same protection (0600, atlashub).
         """
         self._announced = True
         if not await self.setup_required():
             await self._store.execute("DELETE FROM admin_setup")
+            self._forget_provided_code()
             return None
-        code = new_setup_code()
+        provided = self._provided_code()
+        code = format_setup_code(provided) if provided else new_setup_code()
         await self._store.execute(
             "INSERT INTO admin_setup (id, code_hash, created_at) VALUES (1, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET code_hash = excluded.code_hash, created_at = excluded.created_at",
             (sha256_hex(normalize_setup_code(code)), utcnow()),
         )
-        log.warning(
-            "no admin account exists yet. One-time setup code: %s (enter it in the dashboard to create the first "
-            "admin, or run `atlashub admin create --username NAME`)",
-            code,
-        )
+        if provided:
+            log.warning(
+                "no admin account exists yet. Create the first one in the dashboard with the setup code given at "
+                "first boot (admin_setup_code in atlashub.toml), or run `atlashub admin create --username NAME`"
+            )
+        else:
+            log.warning(
+                "no admin account exists yet. One-time setup code: %s (enter it in the dashboard to create the "
+                "first admin, or run `atlashub admin create --username NAME`)",
+                code,
+            )
         return code
+
+    def _provided_code(self) -> str | None:
+        """The normalized code from the setup-code file, or None (no file, or refused: logged)."""
+        try:
+            raw = self._code_file.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("cannot read the setup code in %s (%s); using a new one instead", self._code_file, exc.strerror)
+            return None
+        normalized = normalize_setup_code(raw)
+        problem = provided_setup_code_problem(normalized)
+        if problem is not None:
+            log.warning("refusing the setup code in %s: %s; using a new one instead", self._code_file, problem)
+            return None
+        return normalized
+
+    def _forget_provided_code(self) -> None:
+        """Idempotent: the first admin exists, so a setup code chosen in advance has served."""
+        try:
+            self._code_file.unlink(missing_ok=True)
+        except OSError as exc:  # `atlashub admin create` run as another user: the daemon's next start removes it
+            log.warning("cannot remove %s: %s", self._code_file, exc.strerror)
 
     async def ensure_setup_code(self) -> None:
         """Announce a setup code if start-up did not (the dashboard's first visit)."""
@@ -212,6 +279,7 @@ class AdminAccounts:
             user = await self._insert_user(tx, name, hashed)
             await tx.execute("DELETE FROM admin_setup")
         self._throttle.clear(key)
+        self._forget_provided_code()
         return user
 
     # -- users ------------------------------------------------------------------------------
@@ -222,6 +290,7 @@ class AdminAccounts:
         async with self._store.transaction() as tx:
             user = await self._insert_user(tx, name, hashed)
             await tx.execute("DELETE FROM admin_setup")
+        self._forget_provided_code()
         return user
 
     async def _insert_user(self, tx: object, name: str, hashed: str) -> AdminUser:
@@ -306,7 +375,7 @@ class AdminAccounts:
         token = secrets.token_urlsafe(32)
         csrf = self.csrf_token_for(token)
         now = _now()
-        expires = _iso(now + timedelta(hours=self._admin.session_hours))
+        expires = _iso(now + timedelta(hours=session_hours(self._core)))
         await self._store.execute(
             "INSERT INTO admin_sessions (id, user_id, csrf_token_hash, created_at, expires_at, last_seen_at, ip)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
