@@ -27,6 +27,7 @@ from appliance.projects import dbsetup
 from appliance.projects.keys import KeyService
 from appliance.projects.model import ProjectNames
 from appliance.projects.service import ProjectService
+from appliance.settings.service import RuntimeSettings
 from appliance.sqlident import quote_ident
 from appliance.storage.base import StorageBackend
 from appliance.storage.factory import build_storage
@@ -118,6 +119,8 @@ class Core:
                 await self.store.set_meta(_KEY_CHECK, self.box.check_value())
             elif stored != self.box.check_value():
                 raise StartupError(f"the master key at {key_path} is not the key this control plane was sealed with")
+            # Before any role starts: roles read their live values from it.
+            await self.service(RuntimeSettings).load()
             self.storage = build_storage(self.config, self.box)
             self.keys = KeyService(self.store, grace_seconds=self.config.keys.rotation_grace_seconds)
             await self.keys.load()

@@ -28,6 +28,7 @@ from appliance.backups.restore import RestoreService
 from appliance.backups.service import BUCKET, CONTENT_TYPE, BackupService, ensure_bucket, parse_time, storage_failure
 from appliance.control.store import utcnow
 from appliance.errors import AtlasError
+from appliance.settings.service import RuntimeSettings
 
 if TYPE_CHECKING:
     from appliance.core import Core
@@ -82,7 +83,7 @@ def _remove_fs_partials(core: Core) -> None:
 
 async def check_unverified(core: Core, now: datetime | None = None) -> list[str]:
     """Alert for each active project without a verified backup in ``alert_unverified_hours``."""
-    hours = core.config.backups.alert_unverified_hours
+    hours = int(core.service(RuntimeSettings).get("backups.alert_unverified_hours"))
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(hours=hours)
     stale = []

@@ -30,6 +30,7 @@ from appliance.backups.retention import BackupRef, Policy, to_delete
 from appliance.control.store import utcnow
 from appliance.errors import AtlasError, BadRequest, Conflict, NotFound, ServiceUnavailable
 from appliance.projects.model import ProjectNames
+from appliance.settings.service import RuntimeSettings
 from appliance.storage.base import ObjectInfo
 
 if TYPE_CHECKING:
@@ -347,7 +348,8 @@ class BackupService:
     # -- retention -------------------------------------------------------------------------
 
     async def apply_retention(self, project_id: str | None, *, kind: str = "project") -> list[str]:
-        cfg = self.core.config.backups
+        settings = self.core.service(RuntimeSettings)  # retention is a runtime setting
+        keep = [int(settings.get(f"backups.keep_{period}")) for period in ("daily", "weekly", "monthly")]
         rows = await self.core.store.fetchall(
             "SELECT id, created_at, status, object_key FROM backups WHERE kind = ? AND project_id IS ?"
             " AND status != 'running'",
@@ -357,7 +359,7 @@ class BackupService:
             BackupRef(r["id"], parse_time(r["created_at"]), r["status"] in GOOD, r["status"] == "verified")
             for r in rows
         ]
-        doomed = set(to_delete(refs, Policy(cfg.keep_daily, cfg.keep_weekly, cfg.keep_monthly)))
+        doomed = set(to_delete(refs, Policy(*keep)))
         for row in rows:
             if row["id"] in doomed:
                 if row["object_key"]:

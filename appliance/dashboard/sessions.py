@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from appliance.dashboard.accounts import ActiveSession, AdminAccounts, NewSession
+from appliance.dashboard.accounts import ActiveSession, AdminAccounts, NewSession, session_hours
 from appliance.dashboard.adminauth import AdminIdentity
 from appliance.errors import Forbidden, Unauthorized
 from appliance.web.keys import CORE
@@ -58,7 +58,7 @@ def is_secure(request: web.Request) -> bool:
 
 
 def set_cookie(request: web.Request, response: web.StreamResponse, session: NewSession) -> None:
-    max_age = int(request.app[CORE].config.admin.session_hours * 3600)
+    max_age = int(session_hours(request.app[CORE]) * 3600)
     response.set_cookie(
         COOKIE,
         session.token,

@@ -16,6 +16,7 @@ from appliance import audit
 from appliance.dashboard.adminauth import current_admin, source_ip
 from appliance.dashboard.sqlexec import run_statement
 from appliance.errors import AtlasError, BadRequest
+from appliance.settings.service import RuntimeSettings
 from appliance.web.keys import CORE
 from appliance.web.util import json_response, read_json_object
 
@@ -26,8 +27,9 @@ MAX_SQL_CHARS = 1_000_000
 
 def editor_settings(request: web.Request) -> tuple[int, bool]:
     """(statement timeout in ms, whether CREATE/ALTER/DROP EXTENSION is allowed)."""
-    dashboard = request.app[CORE].config.dashboard
-    return dashboard.sql_timeout_ms, dashboard.sql_allow_extensions
+    core = request.app[CORE]
+    timeout_ms = int(core.service(RuntimeSettings).get("dashboard.sql_timeout_ms"))  # a runtime setting
+    return timeout_ms, core.config.dashboard.sql_allow_extensions
 
 
 @routes.post("/admin/api/projects/{project_id}/sql")

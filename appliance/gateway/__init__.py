@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from appliance.config import Config
 from appliance.core import Core
-from appliance.gateway.context import api_key, install_rate_limits
+from appliance.gateway.context import RATE_LIMITS, api_key, install_rate_limits
 from appliance.gateway.cors import cors_middleware
 from appliance.mesh.forward import maybe_forward
 from appliance.plugins import present
 from appliance.scheduler.platform_jobs import ActionContext, register_action, unregister_action
+from appliance.settings.service import RuntimeSettings
 from appliance.storage.fs import FsBackend
 from appliance.storage.fs_routes import add_signed_url_routes
 from appliance.web.errors import Handler
@@ -78,9 +79,23 @@ def _register_actions(core: Core) -> None:
     )
 
 
+def _follow_rate_limits(app: web.Application) -> Callable[[], None]:
+    """The rate limit is a runtime setting: apply the live value now and after each change."""
+    settings = app[CORE].service(RuntimeSettings)
+    buckets = app[RATE_LIMITS]
+
+    def apply() -> None:
+        buckets.rate = float(settings.get("gateway.rate_limit_per_second"))
+        buckets.burst = float(settings.get("gateway.rate_limit_burst"))
+
+    apply()
+    return settings.subscribe(apply)
+
+
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """Flush API keys' last-use times periodically (never a write per request)."""
+    """Flush API keys' last-use times periodically (never a write per request); follow the rate limit."""
     core = app[CORE]
+    unfollow = _follow_rate_limits(app)
     interval = core.config.keys.last_used_flush_seconds
 
     async def flush_loop() -> None:
@@ -94,6 +109,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(flush_loop(), name="keys-last-used")
     _register_actions(core)
     yield
+    unfollow()
     unregister_action("clean_expired_tokens")
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -10,6 +10,7 @@ from appliance.errors import BadRequest
 from appliance.gateway.context import api_context
 from appliance.gateway.dbapi import DbApi
 from appliance.gateway.query import parse_read, parse_write
+from appliance.settings.service import RuntimeSettings
 from appliance.web.keys import CORE
 from appliance.web.util import json_response, read_json_object
 
@@ -40,8 +41,12 @@ async def list_tables(request: web.Request) -> web.Response:
 @routes.get(_TABLE)
 async def select_rows(request: web.Request) -> web.Response:
     ctx = await api_context(request)
-    gateway = request.app[CORE].config.gateway
-    q = parse_read(_params(request), default_limit=gateway.default_limit, max_limit=gateway.max_limit)
+    settings = request.app[CORE].service(RuntimeSettings)
+    q = parse_read(
+        _params(request),
+        default_limit=int(settings.get("gateway.default_limit")),
+        max_limit=int(settings.get("gateway.max_limit")),
+    )
     body, total = await dbapi(request).select(ctx, request.match_info["table"], q)
     headers = {"X-Total-Count": str(total)} if total is not None else None
     return _json_bytes(body, headers=headers)

@@ -23,6 +23,7 @@ from appliance.gateway.introspect import SchemaCache
 from appliance.gateway.query import ReadQuery, WriteQuery
 from appliance.gateway.schema import SchemaSnapshot
 from appliance.pg.pools import PoolManager
+from appliance.settings.service import RuntimeSettings
 
 T = TypeVar("T")
 
@@ -35,6 +36,7 @@ class DbApi:
     def __init__(self, core: Core) -> None:
         self._pools: PoolManager = core.pools
         self._config: GatewayConfig = core.config.gateway
+        self._settings = core.service(RuntimeSettings)
         self.schemas = SchemaCache(self._config.exposed_schema)
         core.schema_listeners.append(self.schemas.invalidate)
 
@@ -111,7 +113,9 @@ class DbApi:
     async def insert(self, ctx: ApiContext, table: str, rows: Any, *, returning: bool) -> tuple[str | None, int]:
         async def work(conn: asyncpg.Connection, snapshot: SchemaSnapshot) -> tuple[str | None, int]:
             info = snapshot.table(table)
-            statements = sqlgen.build_insert(info, rows, returning=returning, max_rows=self._config.max_limit)
+            statements = sqlgen.build_insert(
+                info, rows, returning=returning, max_rows=int(self._settings.get("gateway.max_limit"))
+            )
             if len(statements) > 1 and not conn.is_in_transaction():
                 async with conn.transaction():
                     return await _collect(conn, statements, returning=returning)

@@ -23,6 +23,7 @@ from appliance.scheduler.jobs import JobStore
 from appliance.scheduler.notify import Channel, DiscordChannel, EmailChannel, Notifier, SmtpSettings
 from appliance.scheduler.runs import RunLog
 from appliance.scheduler.safehttp import Allowlist, AllowlistError, SafeHttpClient
+from appliance.settings.service import RuntimeSettings
 from appliance.web.keys import CORE
 
 log = logging.getLogger("appliance.scheduler")
@@ -35,37 +36,59 @@ def allowlist_from_config(config: Config) -> Allowlist:
         raise StartupError("; ".join(exc.problems)) from None
 
 
-def notifier_from_config(config: Config, client: SafeHttpClient) -> Notifier | None:
-    """The global notification channels; None when none is configured."""
-    settings = config.scheduler
+def notify_channels(config: Config, settings: RuntimeSettings, client: SafeHttpClient) -> list[Channel]:
+    """The global notification channels from the live settings (file values unless overridden).
+
+    Raises ValueError naming the setting (never its value) when one cannot be used.
+    """
     channels: list[Channel] = []
-    if settings.discord_webhook_url:
+    webhook = settings.get("scheduler.discord_webhook_url")
+    if webhook:
         try:
-            channels.append(DiscordChannel(client, settings.discord_webhook_url))
+            channels.append(DiscordChannel(client, webhook))
         except ValueError as exc:
-            hint = "add its host to scheduler.http_allowlist"
-            raise StartupError(f"scheduler.discord_webhook_url: {exc}; {hint}") from None
-    if settings.smtp_host:
-        if not settings.smtp_from or not settings.smtp_to:
-            raise StartupError("scheduler.smtp_from and scheduler.smtp_to are required when scheduler.smtp_host is set")
-        password = None
-        if settings.smtp_password_file:
+            raise ValueError(
+                f"scheduler.discord_webhook_url: {exc}; add its host to scheduler.http_allowlist"
+            ) from None
+    host = settings.get("scheduler.smtp_host")
+    if host:
+        sender, recipients = settings.get("scheduler.smtp_from"), settings.get("scheduler.smtp_to")
+        if not sender or not recipients:
+            raise ValueError("scheduler.smtp_from and scheduler.smtp_to are required when scheduler.smtp_host is set")
+        password = settings.get("scheduler.smtp_password")
+        if password is None and config.scheduler.smtp_password_file:
             try:
-                password = Path(settings.smtp_password_file).read_text().strip()
+                password = Path(config.scheduler.smtp_password_file).read_text().strip()
             except OSError as exc:
-                raise StartupError(f"scheduler.smtp_password_file cannot be read: {exc.strerror}") from None
+                raise ValueError(f"scheduler.smtp_password_file cannot be read: {exc.strerror}") from None
+        port = int(settings.get("scheduler.smtp_port"))
         smtp = SmtpSettings(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            sender=settings.smtp_from,
-            recipients=tuple(settings.smtp_to),
-            starttls=settings.smtp_starttls,
-            use_tls=settings.smtp_port == 465,
-            username=settings.smtp_username or None,
-            password=password,
+            host=host,
+            port=port,
+            sender=sender,
+            recipients=tuple(recipients),
+            starttls=bool(settings.get("scheduler.smtp_starttls")),
+            use_tls=port == 465,
+            username=settings.get("scheduler.smtp_username") or None,
+            password=password or None,
         )
         channels.append(EmailChannel(smtp))
-    return Notifier(channels) if channels else None
+    return channels
+
+
+def _follow_notify_settings(
+    notifier: Notifier, config: Config, settings: RuntimeSettings, client: SafeHttpClient
+) -> Callable[[], None]:
+    """The notification targets are runtime settings: rebuild the channels after each change."""
+
+    def apply() -> None:
+        try:
+            notifier.set_channels(notify_channels(config, settings, client))
+        except ValueError as exc:
+            # Checked when saved; a file that vanished since is the likely cause. Keep the old channels.
+            log.error("notification targets not applied: %s", exc)
+
+    return settings.subscribe(apply)
 
 
 def setup(app: web.Application, config: Config) -> None:
@@ -78,8 +101,12 @@ def _scheduler_context(config: Config) -> Callable[[web.Application], AsyncItera
         core = app[CORE]
         allowlist = allowlist_from_config(config)
         client = SafeHttpClient(allowlist)
+        settings = core.service(RuntimeSettings)
         try:
-            notifier = notifier_from_config(config, client)
+            try:
+                notifier = Notifier(notify_channels(config, settings, client))
+            except ValueError as exc:
+                raise StartupError(str(exc)) from None
             scheduler = loop.Scheduler(
                 JobStore(core.store, core.box, allowlist),
                 RunLog(core.store, core.storage),
@@ -92,11 +119,12 @@ def _scheduler_context(config: Config) -> Callable[[web.Application], AsyncItera
             slot = core.service(loop.SchedulerSlot)
             slot.scheduler = scheduler
             alerts = core.service(BackupAlerts)
-            if notifier is not None:
-                alerts.hook = notifier.broadcast
+            alerts.hook = notifier.broadcast
+            unfollow = _follow_notify_settings(notifier, config, settings, client)
             try:
                 yield
             finally:
+                unfollow()
                 alerts.hook = None
                 slot.scheduler = None
                 await scheduler.stop()

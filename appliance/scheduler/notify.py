@@ -172,6 +172,14 @@ class Notifier:
             log.exception("notification bookkeeping failed for job %s", run.job_id)
             return None
 
+    def set_channels(self, channels: Sequence[Channel]) -> None:
+        """Replace the channels (the notification targets are runtime settings); later notices use them."""
+        self._channels = tuple(channels)
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        return self._channels
+
     def forget(self, job_id: str) -> None:
         """Drop the state of a deleted job. Idempotent."""
         self._jobs.pop(job_id, None)

@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useState } from "react";
-import { Moon, Settings as SettingsIcon, Sun } from "lucide-react";
+import { FileCog, Moon, Settings as SettingsIcon, Sun } from "lucide-react";
+import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
@@ -12,38 +13,170 @@ import { ErrorAlert, PageHeader, Section } from "@/components/States";
 import { useQuery } from "@/hooks/useQuery";
 import { useTheme } from "@/context/theme";
 import { errorMessage, settingsApi, ApiError, type SettingValue } from "@/api";
+import type { SettingMeta } from "@/api/settings";
+import { formatRelative } from "@/lib/format";
+import { CLEAR, RESET, buildPatch, describeValue, draftsFor, groupKeys, isChanged, type Draft, type DraftValue } from "@/lib/settingsForm";
 
-type Draft = Record<string, string | boolean>;
+/** The server names the key in its message ("gateway.max_limit: must be …"); the field already does. */
+function fieldMessage(key: string, message: string) {
+  return message.startsWith(`${key}: `) ? message.slice(key.length + 2) : message;
+}
 
-function toDraft(v: SettingValue): string | boolean {
-  if (typeof v === "boolean") return v;
-  if (v === null) return "";
-  if (typeof v === "object") return JSON.stringify(v, null, 2);
+function SettingField({
+  k,
+  value,
+  meta,
+  draft,
+  error,
+  onChange,
+}: {
+  k: string;
+  value: SettingValue;
+  meta: SettingMeta;
+  draft: DraftValue | undefined;
+  error?: string;
+  onChange: (v: DraftValue) => void;
+}) {
+  const id = `setting-${k}`;
+  const pending = typeof draft === "object" ? draft : null;
+  const text = typeof draft === "string" ? draft : "";
+  const secretSet = meta.secret && value !== null && typeof value === "object" && "set" in value && Boolean(value.set);
+  let control;
+  if (meta.type === "bool") {
+    control = <Switch id={id} checked={Boolean(draft)} onCheckedChange={(c) => onChange(c)} data-testid={id} />;
+  } else if (meta.type !== "secret" && value !== null && typeof value === "object" && !Array.isArray(value)) {
+    control = (
+      <Textarea id={id} rows={4} className="font-mono text-xs" value={text} onChange={(e) => onChange(e.target.value)} data-testid={id} />
+    );
+  } else {
+    const numeric = meta.type === "int" || meta.type === "float";
+    control = (
+      <div className="flex items-center gap-2">
+        <Input
+          id={id}
+          type={meta.secret ? "password" : "text"}
+          autoComplete="off"
+          inputMode={numeric ? "decimal" : undefined}
+          placeholder={
+            meta.secret ? (secretSet ? "set — type a new value to replace it" : "not set") : meta.type === "string_list" ? "a@example.com, b@example.com" : undefined
+          }
+          value={text}
+          disabled={pending !== null}
+          onChange={(e) => onChange(e.target.value)}
+          aria-invalid={!!error || undefined}
+          data-testid={id}
+        />
+        {meta.unit && <span className="shrink-0 text-xs text-muted-foreground">{meta.unit}</span>}
+        {meta.secret && secretSet && pending === null && (
+          <Button variant="ghost" size="sm" onClick={() => onChange(CLEAR)} data-testid={`setting-clear-${k}`}>
+            Clear
+          </Button>
+        )}
+      </div>
+    );
+  }
+  return (
+    <div
+      className="grid gap-2 px-4 py-3 sm:grid-cols-[16rem_1fr] sm:items-start"
+      data-testid="setting-row"
+      data-key={k}
+      data-source={meta.source}
+    >
+      <div className="min-w-0">
+        <Label htmlFor={id}>{meta.label}</Label>
+        <div className="truncate font-mono text-2xs text-muted-foreground">{k}</div>
+      </div>
+      <div className="grid min-w-0 gap-1">
+        {control}
+        {meta.description && <p className="text-xs text-muted-foreground">{meta.description}</p>}
+        <div className="flex flex-wrap items-center gap-2 text-2xs text-muted-foreground">
+          {meta.source === "runtime" ? (
+            <Badge variant="default" data-testid={`setting-source-${k}`}>
+              changed here{meta.updated_by ? ` by ${meta.updated_by}` : ""}
+              {meta.updated_at ? ` ${formatRelative(meta.updated_at)}` : ""}
+            </Badge>
+          ) : (
+            <Badge variant="outline" data-testid={`setting-source-${k}`}>
+              from the file
+            </Badge>
+          )}
+          <span>file value: {describeValue(meta.file_value, meta)}</span>
+          {meta.source === "runtime" && pending === null && (
+            <Button variant="link" size="sm" className="h-auto p-0 text-2xs" onClick={() => onChange(RESET)} data-testid={`setting-reset-${k}`}>
+              Use the file value
+            </Button>
+          )}
+          {pending !== null && (
+            <span className="text-warning">
+              {"reset" in pending ? "returns to the file value on save" : "cleared on save"}{" "}
+              <Button
+                variant="link"
+                size="sm"
+                className="h-auto p-0 text-2xs"
+                onClick={() => onChange(draftsFor({ [k]: value }, { [k]: meta })[k])}
+              >
+                Undo
+              </Button>
+            </span>
+          )}
+        </div>
+        {error && (
+          <p className="text-xs text-destructive" data-testid={`setting-error-${k}`}>
+            {error}
+          </p>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function shownConfigValue(v: SettingValue): string {
+  if (Array.isArray(v)) return v.length ? v.join(", ") : "[]";
+  if (v === "") return '""';
+  if (v !== null && typeof v === "object") return JSON.stringify(v);
   return String(v);
 }
 
-/** Convert an edited field back to the type of the original value. */
-export function fromDraft(original: SettingValue, draft: string | boolean): SettingValue {
-  if (typeof original === "boolean") return Boolean(draft);
-  if (typeof draft === "boolean") return draft;
-  if (typeof original === "number") {
-    const n = Number(draft);
-    if (draft.trim() === "" || !Number.isFinite(n)) throw new Error("must be a number");
-    return n;
+function FileConfig() {
+  const q = useQuery(() => settingsApi.fileConfig(), []);
+  if (q.error && !q.data) {
+    const missing = q.error instanceof ApiError && (q.error.status === 404 || q.error.status === 405);
+    if (missing) return null;
+    return (
+      <div className="p-3">
+        <ErrorAlert error={q.error} title="Could not load the configuration" onRetry={() => void q.reload()} />
+      </div>
+    );
   }
-  if (original !== null && typeof original === "object") {
-    try {
-      return JSON.parse(draft);
-    } catch {
-      throw new Error("must be valid JSON");
-    }
-  }
-  if (original === null && draft === "") return null;
-  return draft;
-}
-
-function humanize(key: string) {
-  return key.replace(/[._]/g, " ").replace(/^\w/, (c) => c.toUpperCase());
+  if (!q.data) return <Skeleton className="m-4 h-24" />;
+  const overridden = new Set(q.data.overridden);
+  const reloadable = new Set(q.data.reloadable);
+  return (
+    <div className="divide-y" data-testid="settings-file-config">
+      {Object.entries(q.data.config).map(([section, values]) => (
+        <div key={section} className="px-4 py-3">
+          <h3 className="mb-1 font-mono text-xs font-semibold">[{section}]</h3>
+          <dl className="grid gap-x-4 gap-y-0.5 text-xs sm:grid-cols-[16rem_1fr]">
+            {Object.entries(values).map(([key, v]) => {
+              const full = `${section}.${key}`;
+              return (
+                <div key={key} className="contents" data-testid="file-config-row" data-key={full}>
+                  <dt className="truncate font-mono text-muted-foreground">{key}</dt>
+                  <dd className="flex min-w-0 items-center gap-2">
+                    <span className="truncate font-mono" data-testid="file-config-value">
+                      {shownConfigValue(v)}
+                    </span>
+                    {overridden.has(full) && <Badge variant="warning">overridden at runtime</Badge>}
+                    {reloadable.has(full) && <Badge variant="outline">applies on reload</Badge>}
+                  </dd>
+                </div>
+              );
+            })}
+          </dl>
+        </div>
+      ))}
+    </div>
+  );
 }
 
 export default function SettingsPage() {
@@ -52,45 +185,47 @@ export default function SettingsPage() {
   const [draft, setDraft] = useState<Draft>({});
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
+  const [fileKey, setFileKey] = useState(0);
 
   useEffect(() => {
-    if (q.data) setDraft(Object.fromEntries(Object.entries(q.data).map(([k, v]) => [k, toDraft(v)])));
+    if (q.data) setDraft(draftsFor(q.data.settings, q.data.meta));
   }, [q.data]);
 
   // Nodes whose admin API has no /settings keep every setting in their configuration file.
   const unavailable = q.error instanceof ApiError && (q.error.status === 404 || q.error.status === 405);
 
   const changed = useMemo(
-    () => (q.data ? Object.keys(q.data).filter((k) => draft[k] !== undefined && draft[k] !== toDraft(q.data![k])) : []),
+    () => (q.data ? Object.keys(q.data.settings).filter((k) => isChanged(q.data!.settings[k], q.data!.meta[k], draft[k])) : []),
     [q.data, draft],
   );
 
   const save = async () => {
     if (!q.data) return;
-    const patch: Record<string, SettingValue> = {};
-    const errs: Record<string, string> = {};
-    for (const k of changed) {
-      try {
-        patch[k] = fromDraft(q.data[k], draft[k]);
-      } catch (e) {
-        errs[k] = (e as Error).message;
-      }
-    }
+    const { patch, errors: errs } = buildPatch(q.data.settings, q.data.meta, draft);
     setErrors(errs);
     if (Object.keys(errs).length) return;
     setBusy(true);
     try {
       const r = await settingsApi.update(patch);
-      toast.success("Settings saved");
-      if (r?.settings) q.setData(r.settings);
-      else await q.reload();
+      toast.success("Settings saved and applied");
+      q.setData(r);
+      setFileKey((n) => n + 1);
     } catch (e) {
-      const field = e instanceof ApiError ? e.detail<string>("field") : undefined;
-      if (field) setErrors({ [field]: errorMessage(e) });
+      const key = e instanceof ApiError ? (e.detail<string>("key") ?? e.detail<string>("field")) : undefined;
+      if (key) setErrors({ [key]: fieldMessage(key, errorMessage(e)) });
       else toast.error(errorMessage(e));
     } finally {
       setBusy(false);
     }
+  };
+
+  const set = (k: string) => (v: DraftValue) => {
+    setDraft((d) => ({ ...d, [k]: v }));
+    setErrors((e) => {
+      if (!(k in e)) return e;
+      const { [k]: _gone, ...rest } = e;
+      return rest;
+    });
   };
 
   return (
@@ -109,14 +244,11 @@ export default function SettingsPage() {
         </Section>
         <Section
           title="Platform"
+          description={unavailable ? undefined : "Applied at once, without a restart, and kept on this node. A value never changed here is the configuration file's."}
           actions={
             <>
               {changed.length > 0 && (
-                <Button
-                  variant="ghost"
-                  size="sm"
-                  onClick={() => q.data && setDraft(Object.fromEntries(Object.entries(q.data).map(([k, v]) => [k, toDraft(v)])))}
-                >
+                <Button variant="ghost" size="sm" onClick={() => q.data && (setDraft(draftsFor(q.data.settings, q.data.meta)), setErrors({}))}>
                   Discard
                 </Button>
               )}
@@ -144,49 +276,43 @@ export default function SettingsPage() {
                 <Skeleton key={i} className="h-8" />
               ))}
             </div>
-          ) : q.data && Object.keys(q.data).length === 0 ? (
+          ) : q.data && Object.keys(q.data.settings).length === 0 ? (
             <p className="p-4 text-xs text-muted-foreground">No editable settings on this node.</p>
           ) : (
-            <div className="divide-y" data-testid="settings-form">
-              {Object.entries(q.data ?? {}).map(([k, original]) => {
-                const v = draft[k];
-                const id = `setting-${k}`;
-                return (
-                  <div key={k} className="grid gap-2 px-4 py-3 sm:grid-cols-[14rem_1fr] sm:items-start">
-                    <div>
-                      <Label htmlFor={id}>{humanize(k)}</Label>
-                      <div className="font-mono text-2xs text-muted-foreground">{k}</div>
-                    </div>
-                    <div className="grid gap-1">
-                      {typeof original === "boolean" ? (
-                        <Switch id={id} checked={Boolean(v)} onCheckedChange={(c) => setDraft((d) => ({ ...d, [k]: c }))} data-testid={id} />
-                      ) : original !== null && typeof original === "object" ? (
-                        <Textarea
-                          id={id}
-                          rows={4}
-                          className="font-mono text-xs"
-                          value={String(v ?? "")}
-                          onChange={(e) => setDraft((d) => ({ ...d, [k]: e.target.value }))}
-                          data-testid={id}
-                        />
-                      ) : (
-                        <Input
-                          id={id}
-                          inputMode={typeof original === "number" ? "numeric" : undefined}
-                          value={String(v ?? "")}
-                          onChange={(e) => setDraft((d) => ({ ...d, [k]: e.target.value }))}
-                          aria-invalid={!!errors[k] || undefined}
-                          data-testid={id}
-                        />
-                      )}
-                      {errors[k] && <p className="text-xs text-destructive">{errors[k]}</p>}
-                    </div>
+            <div data-testid="settings-form">
+              {groupKeys(q.data?.meta ?? {}).map(([group, keys]) => (
+                <div key={group} data-testid="settings-group" data-group={group}>
+                  <h3 className="border-b bg-muted/40 px-4 py-1.5 text-xs font-semibold text-muted-foreground">{group}</h3>
+                  <div className="divide-y">
+                    {keys.map((k) => (
+                      <SettingField
+                        key={k}
+                        k={k}
+                        value={q.data!.settings[k]}
+                        meta={q.data!.meta[k]}
+                        draft={draft[k]}
+                        error={errors[k]}
+                        onChange={set(k)}
+                      />
+                    ))}
                   </div>
-                );
-              })}
+                </div>
+              ))}
             </div>
           )}
         </Section>
+        {!unavailable && (
+          <Section
+            title={
+              <span className="inline-flex items-center gap-1.5">
+                <FileCog className="size-4" /> Configuration file
+              </span>
+            }
+            description="What this node runs with, from atlashub.toml and ATLASHUB_* overrides; secrets redacted. Changing these needs an edit of the file and a restart."
+          >
+            <FileConfig key={fileKey} />
+          </Section>
+        )}
       </div>
     </Page>
   );
