@@ -62,6 +62,9 @@ class PostgresConfig:
     database: str = "postgres"
     # Host that project roles use to connect; defaults to `host`.
     project_host: str = ""
+    # Where the daemon's own project pools connect; defaults to `project_host`. A unix socket
+    # directory is faster than loopback TCP when pg_hba allows password logins over the socket.
+    pool_host: str = ""
     pool_min: int = 0
     pool_max: int = 5
     max_pools: int = 50

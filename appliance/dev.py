@@ -32,7 +32,11 @@ def dev_config(data_dir: Path, pg: EmbeddedPostgres, gateway_port: int, dashboar
         gateway={"listen": f"127.0.0.1:{gateway_port}"},
         dashboard={"listen": f"127.0.0.1:{dashboard_port}", "dev_admin_token_enabled": True},
         postgres={
-            "host": "127.0.0.1",
+            # The daemon talks to its private server over the unix socket when it has one;
+            # applications get 127.0.0.1 in their connection strings.
+            "host": str(pg.socket_dir) if pg.socket_ready else "127.0.0.1",
+            "project_host": "127.0.0.1",
+            "pool_host": str(pg.socket_dir) if pg.socket_ready else "127.0.0.1",
             "port": pg.port,
             "user": pg.user,
             "password_file": str(pg.password_file),

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from appliance.backups import pgtools, rolemap
+from appliance.backups import pgtools
 from appliance.backups.jobs import JobManager, NullProgress, Progress
 from appliance.backups.restore import RestoreService
 from appliance.backups.service import GOOD, BackupDamaged, BackupService
@@ -155,6 +155,8 @@ class CloneService:
             existing = [r["rolname"] for r in await conn.fetch("SELECT rolname FROM pg_roles")]
         finally:
             await conn.close()
+        from appliance.backups import rolemap  # PostgreSQL's parser: loaded by the first clone only
+
         mapping = rolemap.role_mapping(source, target)
         mapped = rolemap.map_role_statements(script.decode(), mapping, rolemap.server_role_filter(existing))
         await pgtools.run_tool(

@@ -21,6 +21,7 @@ class PgServer:
     password: str | None
     database: str = "postgres"
     project_host: str = ""
+    pool_host: str = ""
 
     @classmethod
     def from_config(cls, cfg: PostgresConfig) -> PgServer:
@@ -30,7 +31,8 @@ class PgServer:
                 password = Path(cfg.password_file).read_text().strip()
             except OSError as exc:
                 raise StartupError(f"postgres.password_file {cfg.password_file}: {exc.strerror}") from None
-        return cls(cfg.host, cfg.port, cfg.user, password, cfg.database, cfg.project_host or cfg.host)
+        project_host = cfg.project_host or cfg.host
+        return cls(cfg.host, cfg.port, cfg.user, password, cfg.database, project_host, cfg.pool_host or project_host)
 
     def connect_kwargs(self, database: str | None = None) -> dict[str, Any]:
         return {

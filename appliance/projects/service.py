@@ -85,7 +85,7 @@ class ProjectService:
             raise NotFound(f"project {project_id} has no {role} role", code="project_not_found")
         password = self._box.decrypt_text(row["password_enc"], context=f"pg:{project_id}:{role}")
         return Credentials(
-            host=self._pg.project_host or self._pg.host,
+            host=self._pg.pool_host or self._pg.project_host or self._pg.host,
             port=self._pg.port,
             user=row["username"],
             password=password,

@@ -29,8 +29,6 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, available_timezones
 
-from croniter import CroniterBadDateError, croniter
-
 from appliance.errors import BadRequest
 
 MissedRunPolicy = Literal["run_once", "skip"]
@@ -77,6 +75,8 @@ def validate_schedule(cron: str, timezone: str) -> Schedule:
                 f"schedule_cron must have 5 fields (minute hour day month weekday) or 6 with a "
                 f"leading seconds field; got {len(fields)}"
             )
+    from croniter import CroniterBadDateError, croniter  # loaded with the first schedule
+
     if not croniter.is_valid(expr, second_at_beginning=True):
         raise _invalid_cron(f"schedule_cron {expr!r} is not a valid cron expression")
     try:
@@ -109,6 +109,8 @@ class Schedule:
     runs_every_hour: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        from croniter import croniter
+
         object.__setattr__(self, "tz", ZoneInfo(self.timezone))
         expanded = croniter(self.cron, _VALIDATION_REFERENCE, second_at_beginning=True).expanded
         object.__setattr__(self, "runs_every_hour", expanded[1] == ["*"])
@@ -136,6 +138,8 @@ class Schedule:
             # Inside the first pass of a repeated hour: earlier wall times of that hour will fire
             # again on the second pass, which is still ahead of ``after``.
             start = naive - fold_size
+        from croniter import CroniterBadDateError, croniter
+
         matches = croniter(
             self.cron,
             start - timedelta(microseconds=1),

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Literal, Protocol
 
-import aiosmtplib
 from yarl import URL
 
 from appliance.scheduler.safehttp import SafeHttpClient, TargetRefused
@@ -111,6 +110,8 @@ class EmailChannel:
         message["To"] = ", ".join(s.recipients)
         message["Subject"] = notice.subject
         message.set_content(notice.text)
+        import aiosmtplib  # loaded only by nodes that send mail
+
         await aiosmtplib.send(
             message,
             hostname=s.host,
