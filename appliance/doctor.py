@@ -160,6 +160,7 @@ async def postgres_results(config: Config) -> tuple[list[Result], Path | None]:
 async def control_plane_results(config: Config) -> list[Result]:
     from appliance.backups.service import parse_time
     from appliance.control.store import ControlPlane, load_migrations
+    from appliance.settings.service import stored_value
 
     db = config.state_dir / CONTROL_DB
     if not db.exists():
@@ -185,7 +186,9 @@ async def control_plane_results(config: Config) -> list[Result]:
                 )
                 for row in rows
             ]
-            results.append(checks.check_backups(projects, datetime.now(UTC), config.backups.alert_unverified_hours))
+            # The dashboard may have changed the threshold (a runtime setting); else the file's.
+            hours = await stored_value(store, "backups.alert_unverified_hours") or config.backups.alert_unverified_hours
+            results.append(checks.check_backups(projects, datetime.now(UTC), hours))
     except StartupError as exc:
         results.append(Result(FAIL, "control_plane", str(exc)))
     finally:

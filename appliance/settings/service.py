@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from appliance.control.store import utcnow
+from appliance.control.store import ControlPlane, utcnow
 from appliance.crypto import DecryptionError
 from appliance.settings.registry import BY_KEY, SETTINGS, Keep, Setting, check_rules, lookup, parse
 
@@ -28,6 +29,16 @@ Listener = Callable[[], None]
 
 def seal_context(key: str) -> str:
     return f"setting:{key}"
+
+
+async def stored_value(store: ControlPlane, key: str) -> Any:
+    """A plain (not secret) runtime value straight from the control plane, or None: for tools that
+    read the control plane without a running core (``atlashub doctor``). Before migration 0010: None."""
+    try:
+        row = await store.fetchone("SELECT value_json FROM runtime_settings WHERE key = ?", (key,))
+    except sqlite3.OperationalError:
+        return None
+    return json.loads(row["value_json"]) if row and row["value_json"] is not None else None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from appliance.backups.alerts import BackupAlerts
 from appliance.backups.maintenance import check_unverified
 from appliance.backups.service import BackupService
+from appliance.doctor import control_plane_results
 from appliance.logs import setup_logging
 from appliance.pg.embedded import EmbeddedPostgres
 from appliance.settings.registry import SETTINGS
@@ -201,6 +202,9 @@ async def test_backup_retention_and_alert_threshold_change_live(atlas: RunningDa
     assert await check_unverified(core, now=later) == []
     await patch(atlas, {"backups.alert_unverified_hours": 24, "scheduler.discord_webhook_url": receiver.url()})
     assert await check_unverified(core, now=later) == [project]
+    # `atlashub doctor` reads the control plane without a running core, and the same threshold.
+    [backups] = [r for r in await control_plane_results(atlas.daemon.config) if r.name == "backups"]
+    assert backups.message == "1 project(s), each verified within 24 h"
     # ... and the alert went to the webhook set a moment ago, without a restart.
     [post] = receiver.posts
     assert post["path"] == f"/api/webhooks/42/{TOKEN}"
