@@ -97,7 +97,7 @@ class ControlPlane:
         for conn in (self._reader, self._writer):
             if conn is not None:
                 try:
-                    await conn.close()
+                    await _close(conn)
                 except Exception:  # pragma: no cover - closing is best effort
                     log.exception("closing the control plane failed")
         self._reader = self._writer = None
@@ -112,7 +112,7 @@ class ControlPlane:
             await conn.execute("PRAGMA foreign_keys = ON")
         except BaseException:
             # A damaged file fails here; the connection's thread must not outlive the refusal.
-            await conn.close()
+            await _close(conn)
             raise
         return conn
 
@@ -231,3 +231,12 @@ class ControlPlane:
             raise RuntimeError("control plane is not open")
         async with aiosqlite.connect(target) as dest:
             await self._reader.backup(dest)
+
+
+async def _close(conn: aiosqlite.Connection) -> None:
+    """Close and wait for the connection's worker thread: aiosqlite's ``close()`` returns a moment
+    before that thread ends, and a thread still alive at exit keeps the interpreter waiting."""
+    await conn.close()
+    thread = getattr(conn, "_thread", None)
+    if thread is not None and thread.is_alive():
+        thread.join(timeout=2)  # it is past its last statement: microseconds
