@@ -37,6 +37,9 @@ PACKAGES = (
     "ca-certificates",
     "procps",
     "iproute2",
+    # Recommended by the .deb: authorizes the daemon's unit control over D-Bus (packaging/polkit/).
+    "polkitd",
+    "libpam-systemd",  # polkitd's logind (debootstrap does not pick among alternatives)
 )
 
 

@@ -1,4 +1,5 @@
-"""The .deb in a booted Debian: install, serve, upgrade, roll back a broken release, remove, purge.
+"""The .deb in a booted Debian: install, serve, control units over D-Bus, upgrade, roll back a
+broken release, remove, purge.
 
 Needs root, debootstrap and systemd-nspawn (TESTBED.md) and a built onedir tree in dist/atlashub
 (`packaging/build.sh binary`). Three packages are made from that one tree: v1, v2 (same
@@ -18,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +27,7 @@ from tests.packaging.nspawn import Container, booted_container
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "dist" / "atlashub"
+ADMIN_PASSWORD = "packaging test password 1"  # a throw-away container's admin
 
 pytestmark = pytest.mark.system
 
@@ -106,6 +109,102 @@ def upgrade_state(c: Container) -> dict[str, str]:
     return dict(json.loads(c.run("cat", "/var/lib/atlashub/upgrade-state.json").stdout))
 
 
+class Admin:
+    """The dashboard's admin API inside the container, signed in as a local admin (curl, cookie jar)."""
+
+    JAR = "/root/admin-cookies"
+    BASE = "http://127.0.0.1:8081"
+
+    def __init__(self, c: Container, username: str, password: str) -> None:
+        self.c = c
+        c.sh(
+            f"printf '%s\\n' '{password}' | runuser -u atlashub -- atlashub admin create"
+            f" --config /etc/atlashub/atlashub.toml --username {username}"
+        )
+        status, body = self.call("POST", "/admin/api/session", {"username": username, "password": password})
+        assert status == 200 and body["authenticated"], body
+        self.csrf = str(body["csrf_token"])
+
+    def call(self, method: str, path: str, body: dict[str, str] | None = None) -> tuple[int, Any]:
+        cmd = ["curl", "-s", "-m", "60", "-X", method, "-b", self.JAR, "-c", self.JAR, "-w", "\n%{http_code}"]
+        if body is not None:
+            cmd += ["-H", "content-type: application/json", "-d", json.dumps(body)]
+        if method != "GET" and hasattr(self, "csrf"):
+            cmd += ["-H", f"x-csrf-token: {self.csrf}"]
+        out = self.c.run(*cmd, self.BASE + path, check=False)
+        text, _, code = out.stdout.rpartition("\n")
+        return int(code or 0), json.loads(text) if text else None
+
+
+def unit_show(c: Container, unit: str, prop: str) -> str:
+    return c.run("systemctl", "show", "-p", prop, "--value", unit).stdout.strip()
+
+
+def check_unit_control(c: Container) -> None:
+    """The daemon's own D-Bus code, as it runs in production: user atlashub, the hardened unit,
+    the system bus, systemd and polkit with the package's rule."""
+    assert unit_show(c, "polkit.service", "LoadState") == "loaded"  # started on demand, over D-Bus
+    assert c.run("test", "-f", "/usr/share/polkit-1/rules.d/atlashub.rules", check=False).returncode == 0
+    admin = Admin(c, "ops", ADMIN_PASSWORD)
+    # unit_state reads the real ActiveState: the daemon is running, the (disabled) timer is not.
+    status, state = admin.call("GET", "/admin/api/node/units/atlashub.service")
+    assert status == 200, state
+    assert (state["active_state"], state["sub_state"], state["load_state"]) == ("active", "running", "loaded")
+    for unit in ("atlashub-upgrade.timer", "atlashub-upgrade.path"):
+        status, state = admin.call("GET", f"/admin/api/node/units/{unit}")
+        assert status == 200, state
+        assert state["active_state"] == unit_show(c, unit, "ActiveState"), (unit, state)
+    assert state["active_state"] == "active"  # the path unit is enabled and started at install
+
+    # A product unit restarts (a new invocation of it), authorized by polkit for user atlashub.
+    before = unit_show(c, "atlashub-upgrade.path", "InvocationID")
+    status, body = admin.call("POST", "/admin/api/node/units/atlashub-upgrade.path/restart")
+    assert status == 202 and body["job"].startswith("/org/freedesktop/systemd1/job/"), body
+    deadline = time.monotonic() + 30
+    while unit_show(c, "atlashub-upgrade.path", "InvocationID") == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert unit_show(c, "atlashub-upgrade.path", "InvocationID") != before
+    assert unit_show(c, "atlashub-upgrade.path", "ActiveState") == "active"
+
+    # Other units: refused by the daemon's allow-list before any D-Bus call…
+    for method, path in (
+        ("POST", "/admin/api/node/units/ssh.service/restart"),
+        ("POST", "/admin/api/node/units/systemd-hostnamed.service/restart"),
+        ("GET", "/admin/api/node/units/ssh.service"),
+    ):
+        status, body = admin.call(method, path)
+        assert (status, body["error"]["code"]) == (403, "unit_not_allowed"), (path, body)
+    # …and by polkit itself: user atlashub may start or restart only the product's units.
+    as_atlashub = ("runuser", "-u", "atlashub", "--", "systemctl", "--no-ask-password")
+    refused = c.run(*as_atlashub, "restart", "systemd-hostnamed.service", check=False)
+    assert refused.returncode != 0 and "Access denied" in refused.stderr, refused.stderr
+    refused = c.run(*as_atlashub, "stop", "atlashub-upgrade.path", check=False)
+    assert refused.returncode != 0 and "Access denied" in refused.stderr, refused.stderr
+    assert unit_show(c, "atlashub-upgrade.path", "ActiveState") == "active"
+    c.run(*as_atlashub, "restart", "atlashub-upgrade.path")
+
+    # The daemon restarts itself: the answer arrives, then a new process becomes ready.
+    old_pid = unit_show(c, "atlashub", "MainPID")
+    status, body = admin.call("POST", "/admin/api/node/units/atlashub.service/restart")
+    assert status == 202, body
+    deadline = time.monotonic() + 60
+    while unit_show(c, "atlashub", "MainPID") in (old_pid, "0") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    wait_ready(c)
+    assert unit_show(c, "atlashub", "MainPID") != old_pid
+    assert unit_show(c, "atlashub", "NRestarts") == "0"  # a requested restart, not a crash
+
+    audited = control(
+        c, "SELECT target || ' ' || outcome FROM audit_logs WHERE action = 'node.unit_restart' ORDER BY id"
+    ).splitlines()
+    assert audited == [
+        "atlashub-upgrade.path success",
+        "ssh.service failure",
+        "systemd-hostnamed.service failure",
+        "atlashub.service success",
+    ], audited
+
+
 def test_install_upgrade_rollback_remove_purge(container: Container, debs: dict[str, Path]) -> None:
     c = container
     for name, deb in debs.items():
@@ -145,6 +244,7 @@ def test_install_upgrade_rollback_remove_purge(container: Container, debs: dict[
     assert "NoNewPrivs:\t1" in status
     cap_eff = next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:"))
     assert int(cap_eff, 16) == 1 << 12  # CAP_NET_ADMIN
+    check_unit_control(c)
 
     # Data the upgrade must keep: a row written to the control plane, and the node id.
     node_id = control(c, "SELECT value FROM platform_meta WHERE key = 'node_id'")
