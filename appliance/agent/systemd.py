@@ -12,12 +12,12 @@ exactly the units :func:`check_unit` allows. Reading a unit's state needs no aut
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from dbus_fast import BusType, DBusError
-from dbus_fast.aio import MessageBus
+from typing import TYPE_CHECKING, Any
 
 from appliance.errors import BadRequest, Forbidden, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from dbus_fast.aio import MessageBus
 
 SYSTEMD = "org.freedesktop.systemd1"
 SYSTEMD_PATH = "/org/freedesktop/systemd1"
@@ -42,6 +42,10 @@ def check_unit(unit: str) -> str:
 
 
 async def _bus() -> MessageBus:
+    # dbus-fast (and the XML parser it brings) loads with the first unit action, not at start-up.
+    from dbus_fast import BusType, DBusError
+    from dbus_fast.aio import MessageBus
+
     try:
         return await MessageBus(bus_type=BusType.SYSTEM).connect()
     except (OSError, DBusError, ValueError) as exc:
