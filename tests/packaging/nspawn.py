@@ -17,7 +17,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +172,141 @@ def booted_container(workdir: Path) -> Iterator[Container]:
     finally:
         if proc.poll() is None:
             # nspawn turns SIGTERM into a clean shutdown of the container; SIGKILL it if that hangs.
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --- A cloud-like image and a container on a veth link to the host (tests of the first-boot script).
+
+# What a Debian cloud image has besides the base packages: cloud-init runs the user data, sshd and
+# sudo are what it configures, ufw is the firewall it enables, gnupg for apt keyrings.
+CLOUD_PACKAGES = ("cloud-init", "openssh-server", "sudo", "ufw", "gnupg")
+
+
+def cached_rootfs_with(extra: tuple[str, ...]) -> Path:
+    """Like :func:`cached_rootfs`, with more packages, in its own cache entry (same lock)."""
+    packages = tuple(sorted({*PACKAGES, *extra}))
+    key = hashlib.sha256("\n".join([SUITE, MIRROR, *packages]).encode()).hexdigest()[:16]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    target = CACHE / f"rootfs-{SUITE}-{key}"
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".complete").exists():
+            return target
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        # debootstrap's resolver does not follow virtual packages (cloud-init's python3-cffi-backend-api-*),
+        # so it lays down a bootable minimum and apt installs the rest.
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", "--include=systemd,systemd-sysv,dbus", SUITE, str(partial), MIRROR],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        no_starts = partial / "usr/sbin/policy-rc.d"  # nothing starts inside the chroot (sshd on the host's port)
+        no_starts.write_text("#!/bin/sh\nexit 101\n")
+        no_starts.chmod(0o755)
+        subprocess.run(
+            ["chroot", str(partial), "apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LANG": "C.UTF-8"},
+        )
+        no_starts.unlink()
+        (partial / "etc/machine-id").write_text("")
+        subprocess.run(["chroot", str(partial), "apt-get", "clean"], check=True)
+        (partial / ".complete").write_text("ok\n")
+        partial.rename(target)
+        return target
+
+
+@dataclass
+class HostLink:
+    """A network namespace for a container-to-be, joined to the host by a veth pair."""
+
+    netns: str
+    host_if: str
+    container_if: str
+    host_ip: str
+    container_ip: str
+    prefix: int = 30
+
+
+@contextlib.contextmanager
+def host_link() -> Iterator[HostLink]:
+    """A new network namespace whose only link is a point-to-point veth to the host, on a random
+    10.213.x.y/30, configured before the container boots (nspawn joins the namespace as it is).
+
+    No default route is given: from the namespace only the host's address is reachable.
+    """
+    tag = uuid.uuid4().hex[:6]
+    octet, quad = int(tag[:2], 16), int(tag[2:4], 16) % 64 * 4
+    link = HostLink(f"ah{tag}", f"ah{tag}h", f"ah{tag}c", f"10.213.{octet}.{quad + 1}", f"10.213.{octet}.{quad + 2}")
+
+    def ip(*args: str, netns: bool = False) -> None:
+        prefix = ["ip", "-n", link.netns] if netns else ["ip"]
+        subprocess.run([*prefix, *args], check=True, capture_output=True)
+
+    ip("netns", "add", link.netns)
+    try:
+        ip("link", "add", link.host_if, "type", "veth", "peer", "name", link.container_if, "netns", link.netns)
+        ip("addr", "add", f"{link.host_ip}/{link.prefix}", "dev", link.host_if)
+        ip("link", "set", link.host_if, "up")
+        ip("addr", "add", f"{link.container_ip}/{link.prefix}", "dev", link.container_if, netns=True)
+        ip("link", "set", link.container_if, "up", netns=True)
+        ip("link", "set", "lo", "up", netns=True)
+        yield link
+    finally:
+        subprocess.run(["ip", "netns", "del", link.netns], check=False, capture_output=True)  # takes the veth along
+        subprocess.run(["ip", "link", "del", link.host_if], check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def booted_container_on(
+    workdir: Path, base: Path, link: HostLink, prepare: Callable[[Path], None] | None = None, boot_timeout: float = 90
+) -> Iterator[Container]:
+    """Copy ``base``, let ``prepare`` change the copy, boot it in ``link``'s network namespace.
+
+    Yields once the boot has finished (every boot job, so a first-boot script has run by then).
+    """
+    root = workdir / "rootfs"
+    subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(root)], check=True)
+    if prepare is not None:
+        prepare(root)
+    name = f"atlashub-test-{uuid.uuid4().hex[:8]}"
+    log = open(workdir / "nspawn.log", "wb")  # closed in finally
+    proc = subprocess.Popen(
+        [
+            "systemd-nspawn",
+            "-D",
+            str(root),
+            "--boot",
+            "--register=no",
+            "--keep-unit",
+            f"--network-namespace-path=/run/netns/{link.netns}",
+            # Its own network namespace, so its own firewall (as --private-network would grant).
+            "--capability=CAP_NET_ADMIN",
+            "-M",
+            name,
+            "-q",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        container = Container(name, root, proc, _leader_pid(proc.pid))
+        container.wait_running(timeout=boot_timeout)
+        yield container
+    finally:
+        if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             try:
