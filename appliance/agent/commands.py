@@ -6,10 +6,14 @@ Each handler takes the core and the command's ``args`` and returns the ``result`
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from appliance.core import Core
 from appliance.mesh.commands import CommandHandler
+
+log = logging.getLogger(__name__)
 
 
 async def _provision_project(core: Core, args: dict[str, Any]) -> dict[str, Any]:
@@ -28,10 +32,31 @@ async def _drop_project(core: Core, args: dict[str, Any]) -> dict[str, Any]:
     return {"project_id": project_id}
 
 
-async def _restart_unit(core: Core, args: dict[str, Any]) -> dict[str, Any]:
-    from appliance.agent.systemd import restart_unit
+# The daemon's own unit: restarting it inline would stop this process before the command's
+# result reaches the master, so that restart is queued a moment after the result is sent.
+OWN_UNIT = "atlashub.service"
+SELF_RESTART_DELAY = 2.0
+_deferred: set[asyncio.Task[Any]] = set()
 
-    return await restart_unit(str(args.get("unit", "")))
+
+async def _restart_unit(core: Core, args: dict[str, Any]) -> dict[str, Any]:
+    from appliance.agent.systemd import check_unit, restart_unit
+
+    unit = check_unit(str(args.get("unit", "")))
+    if unit != OWN_UNIT:
+        return await restart_unit(unit)
+
+    async def later() -> None:
+        await asyncio.sleep(SELF_RESTART_DELAY)
+        try:
+            await restart_unit(unit)
+        except Exception:
+            log.exception("restarting %s failed", unit)
+
+    task = asyncio.create_task(later(), name="self-restart")
+    _deferred.add(task)
+    task.add_done_callback(_deferred.discard)
+    return {"unit": unit, "job": None, "deferred_seconds": SELF_RESTART_DELAY}
 
 
 async def _unit_state(core: Core, args: dict[str, Any]) -> dict[str, Any]:

@@ -133,7 +133,7 @@ class Commands:
             "UPDATE mesh_commands SET status = ?, result_json = ?, error_json = ?, finished_at = ? WHERE id = ?",
             (
                 "ok" if ok else "failed",
-                json.dumps(body.get("result")),
+                json.dumps(_redacted(body.get("result"))),
                 json.dumps(body.get("error")),
                 utcnow(),
                 command_id,
@@ -208,6 +208,19 @@ class Commands:
             task.cancel()
         for future in self._waiting.values():
             future.cancel()
+
+
+# A result may carry secrets meant for the admin's eyes once (a new project's API keys); the
+# command log keeps everything but them.
+_SECRET_FIELDS = frozenset({"key", "secret_key", "publishable_key", "password"})
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "[redacted]" if k in _SECRET_FIELDS else _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def _object(raw: bytes) -> dict[str, Any]:

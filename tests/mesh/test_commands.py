@@ -60,6 +60,14 @@ async def test_restore_a_worker_project_by_command(edge_and_worker: dict[str, An
     status, project = await edge("POST", "/admin/api/projects", json={"name": "restored", "node_id": wid})
     assert (status, project["node_id"]) == (201, wid), project
     pid = project["id"]
+    # The new keys reach the admin once; the master's command log keeps their hashes, not them.
+    logged = await master.daemon.core.store.fetchall(
+        "SELECT result_json FROM mesh_commands WHERE name = 'provision_project' AND direction = 'sent'"
+    )
+    assert project["secret_key"] and project["publishable_key"] and logged
+    for row in logged:
+        assert project["secret_key"] not in row["result_json"] and project["publishable_key"] not in row["result_json"]
+        assert "key_hash" in row["result_json"]
     await sql(pid, SCHEMA)
     await sql(pid, "INSERT INTO notes (body) VALUES ('kept')")
     status, body = await command("backup_project", project_id=pid)
