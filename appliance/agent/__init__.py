@@ -15,11 +15,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-# The agent listener serves admin requests (appliance.mesh.admin_forward), which import the
-# dashboard's adminauth, whose package imports admin_forward back: importing the dashboard
-# package first resolves that cycle in the one order that works, also on a node whose roles
-# leave the dashboard out.
-import appliance.dashboard  # noqa: F401
 from appliance.agent.health import HealthTracker
 from appliance.agent.heartbeat import heartbeat_loop
 from appliance.config import Config
