@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from appliance.errors import ConfigError
 
@@ -153,6 +154,8 @@ class MeshConfig:
     agent_listen: str = ""
     # False when the operator manages the WireGuard interface and peers.
     wg_manage: bool = True
+    # The apt repository new cloud workers install AtlasHub from; empty = the official one.
+    worker_apt_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -395,6 +398,8 @@ def _validate(config: Config) -> list[str]:
         problems.append("mesh.role: must be 'master' or 'worker'")
     if config.mesh.role == "worker" and not config.mesh.master_url:
         problems.append("mesh.master_url: required when mesh.role is 'worker'")
+    if config.mesh.worker_apt_url and not _is_http_url(config.mesh.worker_apt_url):
+        problems.append("mesh.worker_apt_url: must be an http(s):// URL of an apt repository")
     if config.auth.bcrypt_rounds < 12:
         problems.append("auth.bcrypt_rounds: must be at least 12")
     if config.auth.min_password_length < 8:
@@ -406,6 +411,11 @@ def _validate(config: Config) -> list[str]:
     if config.logging.format not in ("json", "text"):
         problems.append("logging.format: must be 'json' or 'text'")
     return problems
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
 
 
 def _allowlist_problems(scheduler: SchedulerConfig) -> list[str]:

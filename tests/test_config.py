@@ -77,6 +77,7 @@ def test_every_error_is_reported_at_once_with_its_key(tmp_path: Path) -> None:
         ("[gateway]\ndefault_limit = true\n", "gateway.default_limit: must be an integer"),
         ("[logging]\nlevel = 'LOUD'\n", "logging.level"),
         ("[storage]\nbackend = 's3'\n", "storage.s3_endpoint: required"),
+        ("[mesh]\nworker_apt_url = 'ftp://mirror/atlashub'\n", "mesh.worker_apt_url: must be an http(s):// URL"),
     ],
 )
 def test_bad_values(tmp_path: Path, text: str, problem: str) -> None:

@@ -159,6 +159,7 @@ class Provisioner:
             ssh_public_key=public_key,
             wg_port=wg_port,
             wg_interface=self.ctx.config.mesh.wg_interface,
+            **({"apt_url": self.ctx.config.mesh.worker_apt_url} if self.ctx.config.mesh.worker_apt_url else {}),
         )
         spec = {
             "name": name,

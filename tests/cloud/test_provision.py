@@ -176,3 +176,15 @@ async def test_secrets_never_reach_the_log(env: Env, caplog: pytest.LogCaptureFi
     text = caplog.text + repr(run)
     assert tokens and tokens[0] not in text and tokens[0].split(".")[1] not in text
     assert env.api.token not in text
+
+
+async def test_workers_install_from_the_configured_apt_repository(env: Env) -> None:
+    from appliance.cloud.cloudinit import DEFAULT_APT_URL
+
+    env.ctx.config = env.ctx.config.replace(mesh={"worker_apt_url": "https://mirror.example.net/atlashub"})
+    env.auto_join(NODE)
+    run = await env.provision("w1")
+    assert run["state"] == "done"
+    [server] = env.api.servers.values()
+    assert "URIs: https://mirror.example.net/atlashub/\n" in server["_user_data"]
+    assert DEFAULT_APT_URL not in server["_user_data"]
