@@ -130,6 +130,7 @@ async def run(rows: int, rounds: int, first: str) -> dict[str, object]:
                 results.append(
                     {
                         "order": "raw first" if raw_first else "ours first",
+                        "load_avg_1m_after": round(os.getloadavg()[0], 2),  # the machine is shared: say how busy
                         "raw_pg_dump": raw,
                         "atlashub_backup": ours,
                         "ratio": round(ours["seconds"] / raw["seconds"], 3),
