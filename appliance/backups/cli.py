@@ -17,10 +17,19 @@ from appliance.backups.clone import CloneService
 from appliance.backups.jobs import Progress
 from appliance.backups.restore import RestoreService
 from appliance.backups.service import BackupService
+from appliance.cli_support import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    KEYS_SHOWN_ONCE,
+    fail,
+    opened_core,
+    run_async,
+    usage_error,
+)
 from appliance.config import Config
 from appliance.core import Core
-from appliance.errors import AtlasError
 
+PREFIX = "atlashub backup"
 BAR_WIDTH = 30
 
 
@@ -104,36 +113,28 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    try:
-        return asyncio.run(_run(args, config))
-    except AtlasError as exc:
-        print(f"atlashub backup: {exc.message}", file=sys.stderr)
-        return 1
+    return run_async(PREFIX, lambda: _run(args, config))
 
 
 async def _run(args: argparse.Namespace, config: Config) -> int:
     if args.backup_command == "clone":
         if args.project_id and args.project and args.project_id != args.project:
-            print("atlashub backup clone: give the source project once (PROJECT_ID or --project)", file=sys.stderr)
-            return 2
+            return usage_error(f"{PREFIX} clone", "give the source project once (PROJECT_ID or --project)")
         args.project = args.project_id or args.project
         if not args.project:
-            print("atlashub backup clone: the source project's id is required", file=sys.stderr)
-            return 2
-    core = Core(config)
-    await core.open()
+            return usage_error(f"{PREFIX} clone", "the source project's id is required")
     bar = BarProgress()
-    try:
-        result = await _dispatch(core, args, bar)
-    finally:
-        bar.close()
-        await core.close()
+    async with opened_core(config) as core:
+        try:
+            result = await _dispatch(core, args, bar)
+        finally:
+            bar.close()
     if result is None:
-        return 1
+        return EXIT_FAILURE
     print(json.dumps(result, indent=2) if args.json else _summary(result))
     if args.backup_command == "clone" and not args.json:
-        print("The keys are shown once: store them now.", file=sys.stderr)
-    return 0
+        print(KEYS_SHOWN_ONCE, file=sys.stderr)
+    return EXIT_OK
 
 
 async def _dispatch(core: Core, args: argparse.Namespace, bar: Progress) -> Any:
@@ -149,7 +150,7 @@ async def _dispatch(core: Core, args: argparse.Namespace, bar: Progress) -> Any:
             return await backups.verify(args.backup, bar)
     backup_id = args.backup or _newest_good(await backups.list_backups(args.project))
     if backup_id is None:
-        print(f"atlashub backup: this project has no good backup to {command}", file=sys.stderr)
+        fail(PREFIX, f"this project has no good backup to {command}")
         return None
     if command == "clone":
         return await _clone(core, args.project, backup_id, args.name, bar)

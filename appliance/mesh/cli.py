@@ -8,7 +8,6 @@ reconcile loop re-reads the peer table). They never start PostgreSQL or touch pr
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -18,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from appliance.cli_support import run_async
 from appliance.config import Config
 from appliance.control.store import ControlPlane, utcnow
 from appliance.core import CONTROL_DB, IDENTITY_FILE, WG_KEY_FILE
@@ -71,11 +71,7 @@ async def _control(config: Config) -> AsyncIterator[tuple[ControlPlane, NodeIden
 
 
 def _run(action: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    try:
-        return asyncio.run(action())
-    except AtlasError as exc:
-        print(f"atlashub node: {exc.message} ({exc.code})", file=sys.stderr)
-        return 1
+    return run_async("atlashub node", action, show_code=True)
 
 
 def token_create(args: argparse.Namespace, config: Config) -> int:
