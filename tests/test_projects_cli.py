@@ -20,7 +20,7 @@ from appliance.core import CONTROL_DB, IDENTITY_FILE
 from appliance.crypto import MASTER_KEY_FILE, generate_master_key
 from appliance.mesh.identity import NodeIdentity
 from appliance.pg.embedded import EmbeddedPostgres
-from tests.fixtures.daemon import running_daemon
+from tests.fixtures.daemon import RunningDaemon, running_daemon
 from tests.fixtures.pg import clean_env, pg_env
 
 Cli = Callable[..., tuple[int, str, str]]
@@ -271,3 +271,33 @@ async def test_placement_and_cluster_roles(
     assert code == 1 and "deleted by the master" in err
     code, out, err = await asyncio.to_thread(cli, "list", "--json")
     assert code == 0 and {p["name"] for p in json.loads(out)["projects"]} == {"Here", "Remote"}
+
+
+async def _status_becomes(atlas: RunningDaemon, key: str, wanted: int) -> None:
+    """Poll the public API until the key gets ``wanted`` (the daemon re-reads keys every few seconds)."""
+    async with asyncio.timeout(60):
+        while True:
+            status, _ = await atlas.public("GET", "/v1/db/no_such_table", key)
+            if status == wanted:
+                return
+            await asyncio.sleep(0.2)
+
+
+async def test_a_running_daemon_takes_in_created_and_deleted_projects(
+    tmp_path: Path, pg: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state, _, cli = _node(tmp_path, pg, monkeypatch, capsys)
+    async with running_daemon(state, pg) as atlas:
+        code, out, err = await asyncio.to_thread(cli, "create", "Live", "--json")
+        assert code == 0, err
+        created = json.loads(out)
+        # Known to the running gateway without a restart: past the key check, the table is unknown.
+        await _status_becomes(atlas, created["secret_key"], 404)
+        status, body = await atlas.public("GET", "/v1/db/no_such_table", created["secret_key"])
+        assert body["error"]["code"] != "invalid_api_key"
+
+        code, out, err = await asyncio.to_thread(cli, "delete", created["id"], "--confirm", created["id"])
+        assert code == 0, err
+        await _status_becomes(atlas, created["secret_key"], 401)
+        status, body = await atlas.admin("GET", "/admin/api/projects")
+        assert status == 200 and body["projects"] == []

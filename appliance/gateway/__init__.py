@@ -24,6 +24,9 @@ from appliance.web.keys import CORE
 
 log = logging.getLogger(__name__)
 
+# Keys created or dropped by another process (the `atlashub project` commands) work or stop within this.
+KEYS_REFRESH_SECONDS = 3.0
+
 # Public API paths that belong to one project (the key says which) and may live on a worker.
 _FORWARDABLE = ("/v1/db/", "/v1/storage/", "/v1/auth/")
 
@@ -93,7 +96,8 @@ def _follow_rate_limits(app: web.Application) -> Callable[[], None]:
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """Flush API keys' last-use times periodically (never a write per request); follow the rate limit."""
+    """Flush API keys' last-use times periodically (never a write per request); take in keys changed by
+    another process; follow the rate limit."""
     core = app[CORE]
     unfollow = _follow_rate_limits(app)
     interval = core.config.keys.last_used_flush_seconds
@@ -106,12 +110,25 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             except Exception:
                 log.exception("flushing key last-use times failed")
 
-    task = asyncio.create_task(flush_loop(), name="keys-last-used")
+    async def refresh_loop() -> None:
+        while True:
+            await asyncio.sleep(KEYS_REFRESH_SECONDS)
+            try:
+                await core.keys.refresh()
+            except Exception:
+                log.exception("re-reading the API keys failed")
+
+    tasks = [
+        asyncio.create_task(flush_loop(), name="keys-last-used"),
+        asyncio.create_task(refresh_loop(), name="keys-refresh"),
+    ]
     _register_actions(core)
     yield
     unfollow()
     unregister_action("clean_expired_tokens")
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await core.keys.flush_last_used()

@@ -89,20 +89,40 @@ class KeyService:
         self._by_hash: dict[str, KeyRecord] = {}
         self._expires: dict[str, float] = {}
         self._used: dict[str, float] = {}
+        self._changes = 0  # bumped by every change made through this service
 
     async def load(self) -> None:
         rows = await self._store.fetchall(f"SELECT {_COLUMNS} FROM api_keys WHERE revoked_at IS NULL")
         self._by_hash = {}
+        self._expires = {}
         for row in rows:
             self._remember(KeyRecord(**dict(row)))
 
+    async def refresh(self) -> bool:
+        """Take in what another process changed (the ``atlashub project`` commands): re-read the
+        usable keys and replace the cache when they differ. A change made through this service
+        during the read wins; the next call looks again. True when the cache changed."""
+        seen = self._changes
+        rows = await self._store.fetchall(f"SELECT {_COLUMNS} FROM api_keys WHERE revoked_at IS NULL")
+        if seen != self._changes:
+            return False
+        fresh = [KeyRecord(**dict(row)) for row in rows]
+        if {r.key_hash: r.expires_at for r in fresh} == {h: r.expires_at for h, r in self._by_hash.items()}:
+            return False
+        self._by_hash, self._expires = {}, {}
+        for record in fresh:
+            self._remember(record)
+        return True
+
     def _remember(self, record: KeyRecord) -> None:
+        self._changes += 1
         self._by_hash[record.key_hash] = record
         expires = _parse_time(record.expires_at)
         if expires is not None:
             self._expires[record.key_hash] = expires
 
     def _forget(self, key_hash: str) -> None:
+        self._changes += 1
         self._by_hash.pop(key_hash, None)
         self._expires.pop(key_hash, None)
 
