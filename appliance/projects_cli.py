@@ -2,7 +2,8 @@
 
 The commands run on this node directly, through the services the admin API uses
 (``ProjectService``, ``KeyService``) and with the same audit entries, the actor being
-``cli:<unix user>``. A new project's keys are printed once and never logged.
+``cli:<unix user>``. A new project's keys are printed once and never logged. The daemon may
+keep running: its gateway re-reads the keys every few seconds (``KeyService.refresh``).
 
 In a cluster, projects live where the master placed them. ``create`` provisions on this node;
 ``--node`` names the node and is checked as the admin API checks it, but placing on a worker
