@@ -42,6 +42,7 @@ die() {
   exit 1
 }
 
+[ "$(id -u)" = 0 ] || die "run as root: the tree holds files only root may read, owned by other users"
 for tool in sfdisk mkfs.vfat mlabel mcopy mmd mkfs.ext4 debugfs e2fsck fsck.vfat dd sha256sum find; do
   command -v "$tool" >/dev/null || die "$tool is missing: apt-get install fdisk dosfstools mtools e2fsprogs"
 done
