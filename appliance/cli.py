@@ -164,7 +164,7 @@ async def _migrate_project(config: Config, project_id: str, body: dict[str, Any]
     from appliance.projects import migrations
 
     core = Core(config)
-    await core.open()
+    await core.open(finish_interrupted_work=False)
     try:
         project = await core.projects.get(project_id)
         parsed = migrations.parse_migrations(body)

@@ -46,9 +46,10 @@ def run_async(prefix: str, action: Callable[[], Coroutine[Any, Any, int]], *, sh
 
 @asynccontextmanager
 async def opened_core(config: Config) -> AsyncIterator[Core]:
-    """This node's core, opened as the daemon opens it (migrations applied), closed on the way out."""
+    """This node's core (control-plane migrations applied), closed on the way out. Interrupted
+    work is left to the daemon, which may be running and mid-way through it."""
     core = Core(config)
-    await core.open()
+    await core.open(finish_interrupted_work=False)
     try:
         yield core
     finally:

@@ -88,7 +88,10 @@ class Core:
     def __post_init__(self) -> None:
         self.store = ControlPlane(self.config.state_dir / CONTROL_DB)
 
-    async def open(self) -> None:
+    async def open(self, *, finish_interrupted_work: bool = True) -> None:
+        """Open everything. The daemon finishes interrupted work (half-made projects, project
+        schema upgrades); a command run from a shell next to a running daemon must not, or it
+        would take a project the daemon is creating at that moment for a crashed one."""
         check_state_dir(self.config.state_dir)
         key_path = find_master_key(self.config.state_dir)
         fresh = not self.store.path.exists()
@@ -131,7 +134,7 @@ class Core:
             self.projects = ProjectService(
                 self.store, self.box, self.pg, self.pools, self.keys, self.storage, self.node_id
             )
-            await self._prepare_postgres()
+            await self._prepare_postgres(finish_interrupted_work)
         except BaseException:
             await self.close()
             raise
@@ -147,7 +150,7 @@ class Core:
             init = f"SET ROLE {quote_ident(ProjectNames(project_id).anon)}; {init}"
         return dataclasses.replace(creds, init_sql=init)
 
-    async def _prepare_postgres(self) -> None:
+    async def _prepare_postgres(self, finish_interrupted_work: bool) -> None:
         """Harden the server and finish interrupted work. PostgreSQL may be down: then /readyz says so."""
         try:
             conn = await self.pg.connect(timeout=5)
@@ -160,8 +163,9 @@ class Core:
             log.warning("could not revoke CONNECT on the shared databases (%s); project isolation relies on it", exc)
         finally:
             await conn.close()
-        await self.projects.recover_incomplete()
-        await self.projects.upgrade_all()
+        if finish_interrupted_work:
+            await self.projects.recover_incomplete()
+            await self.projects.upgrade_all()
 
     async def _check_node_id(self) -> None:
         stored = await self.store.get_meta(_NODE_ID)

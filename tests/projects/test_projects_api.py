@@ -8,6 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from appliance.cli_support import opened_core
 from appliance.pg.embedded import EmbeddedPostgres
 from appliance.projects.model import ProjectNames
 from tests.fixtures.daemon import RunningDaemon, running_daemon
@@ -317,6 +318,11 @@ async def test_a_crash_mid_provisioning_is_cleaned_up_at_next_start(tmp_path: Pa
         row = await atlas.daemon.core.store.fetchone("SELECT id, status FROM projects")
         assert row["status"] == "provisioning"
         pid = row["id"]
+        assert (await pg_state(pg, pid))[0]
+        # A shell command opening the node meanwhile leaves it alone: to it, this could be a
+        # project the running daemon is creating right now.
+        async with opened_core(atlas.daemon.config) as core:
+            assert [r["status"] for r in await core.store.fetchall("SELECT status FROM projects")] == ["provisioning"]
         assert (await pg_state(pg, pid))[0]
     async with running_daemon(state, pg) as atlas:
         assert await atlas.daemon.core.store.fetchall("SELECT * FROM projects") == []
