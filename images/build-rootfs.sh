@@ -57,7 +57,7 @@ mount --bind /dev/pts "$OUT/dev/pts"
 # Nothing starts inside the build chroot.
 printf '#!/bin/sh\nexit 101\n' >"$OUT/usr/sbin/policy-rc.d"
 chmod 0755 "$OUT/usr/sbin/policy-rc.d"
-cp /etc/resolv.conf "$OUT/etc/resolv.conf"
+cp --remove-destination /etc/resolv.conf "$OUT/etc/resolv.conf"
 printf 'deb %s %s main non-free-firmware\ndeb %s %s-updates main non-free-firmware\n' \
   "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" >"$OUT/etc/apt/sources.list"
 
@@ -125,8 +125,9 @@ rm -f "$OUT"/etc/ssh/ssh_host_*
 rm -f "$OUT/var/lib/dbus/machine-id"
 echo atlashub >"$OUT/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tatlashub\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$OUT/etc/hosts"
-: >"$OUT/etc/resolv.conf"
+# The build machine's resolvers; on the Pi, systemd-resolved made it a link to its stub: keep that.
+[ -L "$OUT/etc/resolv.conf" ] || : >"$OUT/etc/resolv.conf"
 in_root passwd -l root >/dev/null
 in_root apt-get clean
-rm -rf "$OUT"/var/lib/apt/lists/* "$OUT"/var/log/*.log "$OUT"/tmp/*
+rm -rf "$OUT"/var/lib/apt/lists/* "$OUT"/var/log/*.log "$OUT"/tmp/* "$OUT"/boot/*.dpkg-bak
 say "rootfs ready in $OUT"
