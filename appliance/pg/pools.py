@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from appliance.pg.fairgate import FairGate
+
 log = logging.getLogger(__name__)
 
 
@@ -57,6 +59,8 @@ class PoolManager:
         self._pools: OrderedDict[tuple[str, str], asyncpg.Pool] = OrderedDict()
         self._creating: dict[tuple[str, str], asyncio.Future[asyncpg.Pool]] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        # In front of each pool: connections go to requests in arrival order (see fairgate).
+        self._gates: dict[tuple[str, str], FairGate] = {}
 
     async def pool(self, project_id: str, role: str) -> asyncpg.Pool:
         key = (project_id, role)
@@ -100,6 +104,7 @@ class PoolManager:
         self._pools[key] = pool
         while len(self._pools) > self._max_pools:
             old_key, old = self._pools.popitem(last=False)
+            self._gates.pop(old_key, None)
             log.info("closing the least recently used pool %s/%s", *old_key)
             self._close_later(old)
         return pool
@@ -107,8 +112,15 @@ class PoolManager:
     @asynccontextmanager
     async def connection(self, project_id: str, role: str) -> AsyncIterator[asyncpg.Connection]:
         pool = await self.pool(project_id, role)
-        async with pool.acquire() as conn:
-            yield conn
+        gate = self._gates.get((project_id, role))
+        if gate is None:
+            gate = self._gates[(project_id, role)] = FairGate(self._pool_max)
+        await gate.acquire()
+        try:
+            async with pool.acquire() as conn:
+                yield conn
+        finally:
+            gate.release()
 
     def _close_later(self, pool: asyncpg.Pool) -> None:
         task = asyncio.get_running_loop().create_task(self._close(pool))
@@ -125,12 +137,14 @@ class PoolManager:
     async def drop_project(self, project_id: str) -> None:
         """Close every pool of one project now (before its database is dropped or swapped)."""
         for key in [k for k in self._pools if k[0] == project_id]:
+            self._gates.pop(key, None)
             await self._close(self._pools.pop(key))
 
     async def close(self) -> None:
         """Idempotent."""
         pools = list(self._pools.values())
         self._pools.clear()
+        self._gates.clear()
         await asyncio.gather(*(self._close(p) for p in pools), return_exceptions=True)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
