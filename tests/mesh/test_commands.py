@@ -9,44 +9,17 @@ the session's PostgreSQL.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestServer
-
-from appliance.pg.embedded import EmbeddedPostgres
-from tests.agent.cluster import free_port, join, running_node, wait_for
-from tests.mesh.test_admin_forward import admin_edge
+from tests.agent.cluster import wait_for
+from tests.mesh.test_admin_forward import cluster  # noqa: F401 (the fixture)
 
 SCHEMA = "CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL);"
 DONE = ("succeeded", "failed")
 
 
-@pytest.fixture
-async def edge_and_worker(tmp_path: Path, pg: EmbeddedPostgres) -> AsyncIterator[dict[str, Any]]:
-    agent = f"127.0.0.1:{free_port()}"
-    async with running_node(tmp_path / "m", pg, "master", "master", heartbeat_seconds=0.5) as master:
-        async with running_node(tmp_path / "w", pg, "worker", "w1", heartbeat_seconds=0.5, agent_listen=agent) as w:
-            await join(master, w)
-            server = TestServer(admin_edge(master.daemon.core), host="127.0.0.1")
-            await server.start_server()
-            base = str(server.make_url("")).rstrip("/")
-
-            async def edge(method: str, path: str, **kw: Any) -> tuple[int, Any]:
-                async with master.http.request(method, base + path, headers=master.admin_headers, **kw) as resp:
-                    raw = await resp.read()
-                    return resp.status, json.loads(raw) if resp.content_type == "application/json" else raw
-
-            try:
-                yield {"master": master, "worker": w, "edge": edge}
-            finally:
-                await server.close()
-
-
-async def test_restore_a_worker_project_by_command(edge_and_worker: dict[str, Any]) -> None:
-    master, worker, edge = edge_and_worker["master"], edge_and_worker["worker"], edge_and_worker["edge"]
+async def test_restore_a_worker_project_by_command(cluster: dict[str, Any]) -> None:  # noqa: F811
+    master, worker, edge = cluster["master"], cluster["worker"], cluster["edge"]
     wid = worker.daemon.core.node_id
 
     async def command(name: str, **args: Any) -> tuple[int, Any]:
