@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -20,10 +20,8 @@ from appliance.core import CONTROL_DB, IDENTITY_FILE
 from appliance.crypto import MASTER_KEY_FILE, generate_master_key
 from appliance.mesh.identity import NodeIdentity
 from appliance.pg.embedded import EmbeddedPostgres
+from tests.fixtures.cli import Cli, node_cli, node_config
 from tests.fixtures.daemon import RunningDaemon, running_daemon
-from tests.fixtures.pg import clean_env, pg_env
-
-Cli = Callable[..., tuple[int, str, str]]
 
 
 def _node(
@@ -33,21 +31,8 @@ def _node(
     state = tmp_path / "state"
     state.mkdir()
     generate_master_key(state / MASTER_KEY_FILE)
-    config = tmp_path / "atlashub.toml"
-    config.write_text(
-        f'[node]\nstate_dir = "{state}"\n[storage]\nfs_root = "{state / "storage"}"\n[logging]\nlevel = "DEBUG"\n'
-    )
-    for key in [k for k in clean_env() if k.startswith("ATLASHUB_")]:
-        monkeypatch.delenv(key)
-    for key, value in pg_env(pg).items():
-        monkeypatch.setenv(key, value)
-
-    def cli(*args: str) -> tuple[int, str, str]:
-        code = main(["project", *args, "--config", str(config)])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return state, config, cli
+    config = node_config(tmp_path / "atlashub.toml", state, '[logging]\nlevel = "DEBUG"\n')
+    return state, config, node_cli("project", config, pg, monkeypatch, capsys)
 
 
 def _fields(out: str) -> dict[str, str]:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from appliance.cli import main
 from appliance.pg.embedded import EmbeddedPostgres
 from tests.backups.conftest import backup, create_project, project_conn
+from tests.fixtures.cli import node_cli, node_config
 from tests.fixtures.daemon import running_daemon
-from tests.fixtures.pg import clean_env, pg_env
 
 
 async def test_cli_create_list_verify_restore(
@@ -21,17 +20,8 @@ async def test_cli_create_list_verify_restore(
     state = tmp_path / "state"
     async with running_daemon(state, pg) as atlas:
         pid = await create_project(atlas)
-    config = tmp_path / "atlashub.toml"
-    config.write_text(f'[node]\nstate_dir = "{state}"\n[storage]\nfs_root = "{state / "storage"}"\n')
-    for key in [k for k in clean_env() if k.startswith("ATLASHUB_")]:
-        monkeypatch.delenv(key)
-    for key, value in pg_env(pg).items():
-        monkeypatch.setenv(key, value)
-
-    def cli(*args: str) -> tuple[int, str, str]:
-        code = main(["backup", *args, "--config", str(config)])
-        out = capsys.readouterr()
-        return code, out.out, out.err
+    config = node_config(tmp_path / "atlashub.toml", state)
+    cli = node_cli("backup", config, pg, monkeypatch, capsys)
 
     code, out, err = await asyncio.to_thread(cli, "create", "--project", pid, "--json")
     assert code == 0, err
@@ -61,17 +51,8 @@ async def test_cli_clone_prints_the_new_project_and_its_keys_once(
         pid = await create_project(atlas)
         backup_id = (await backup(atlas, pid))["result"]["id"]
         await create_project(atlas, "Taken", "SELECT 1")
-    config = tmp_path / "atlashub.toml"
-    config.write_text(f'[node]\nstate_dir = "{state}"\n[storage]\nfs_root = "{state / "storage"}"\n')
-    for key in [k for k in clean_env() if k.startswith("ATLASHUB_")]:
-        monkeypatch.delenv(key)
-    for key, value in pg_env(pg).items():
-        monkeypatch.setenv(key, value)
-
-    def cli(*args: str) -> tuple[int, str, str]:
-        code = main(["backup", *args, "--config", str(config)])
-        out = capsys.readouterr()
-        return code, out.out, out.err
+    config = node_config(tmp_path / "atlashub.toml", state)
+    cli = node_cli("backup", config, pg, monkeypatch, capsys)
 
     code, out, err = await asyncio.to_thread(cli, "clone", pid, "--name", "Shop copy")
     assert code == 0, err
