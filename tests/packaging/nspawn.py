@@ -50,14 +50,8 @@ def rootfs_key() -> str:
 
 def cached_rootfs() -> Path:
     """Debootstrap the base image once per package list. Safe to call from parallel runs."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    target = CACHE / f"rootfs-{SUITE}-{rootfs_key()}"
-    with open(CACHE / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (target / ".complete").exists():
-            return target
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
+
+    def build(partial: Path) -> None:
         subprocess.run(
             [
                 "debootstrap",
@@ -70,6 +64,21 @@ def cached_rootfs() -> Path:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+    return _cached(rootfs_key(), build)
+
+
+def _cached(key: str, build: Callable[[Path], None]) -> Path:
+    """The cache entry ``key``, made by ``build`` into a partial tree the first time (under one lock)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    target = CACHE / f"rootfs-{SUITE}-{key}"
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".complete").exists():
+            return target
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        build(partial)
         # No cluster started at image-build time; keep the apt cache small and the machine id empty
         # so every boot is a "new" machine.
         (partial / "etc/machine-id").write_text("")
@@ -140,13 +149,19 @@ def _leader_pid(nspawn_pid: int, timeout: float = 30) -> int:
 
 
 @contextlib.contextmanager
-def booted_container(workdir: Path) -> Iterator[Container]:
-    """Copy the cached image, boot it with a private network, yield it; power it off and remove it."""
-    base = cached_rootfs()
-    root = workdir / "rootfs"
-    subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(root)], check=True)
-    name = f"atlashub-test-{uuid.uuid4().hex[:8]}"
-    log = open(workdir / "nspawn.log", "wb")  # closed in finally
+def boot(
+    root: Path,
+    log_path: Path,
+    network: list[str],
+    *,
+    name_prefix: str = "atlashub-test",
+    quiet: bool = True,
+    timeout: float = 90,
+    log_mode: str = "wb",
+) -> Iterator[Container]:
+    """Boot ``root`` itself with the given nspawn network options, yield it once booted; power it off."""
+    name = f"{name_prefix}-{uuid.uuid4().hex[:8]}"
+    log = open(log_path, log_mode)  # closed in finally
     proc = subprocess.Popen(
         [
             "systemd-nspawn",
@@ -155,10 +170,10 @@ def booted_container(workdir: Path) -> Iterator[Container]:
             "--boot",
             "--register=no",
             "--keep-unit",
-            "--private-network",
+            *network,
             "-M",
             name,
-            "-q",
+            *(["-q"] if quiet else []),
         ],
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -167,7 +182,7 @@ def booted_container(workdir: Path) -> Iterator[Container]:
     )
     try:
         container = Container(name, root, proc, _leader_pid(proc.pid))
-        container.wait_running()
+        container.wait_running(timeout=timeout)
         yield container
     finally:
         if proc.poll() is None:
@@ -180,6 +195,18 @@ def booted_container(workdir: Path) -> Iterator[Container]:
                 proc.kill()
                 proc.wait(timeout=10)
         log.close()
+
+
+@contextlib.contextmanager
+def booted_container(workdir: Path) -> Iterator[Container]:
+    """Copy the cached image, boot it with a private network, yield it; power it off and remove it."""
+    base = cached_rootfs()
+    root = workdir / "rootfs"
+    subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(root)], check=True)
+    try:
+        with boot(root, workdir / "nspawn.log", ["--private-network"]) as container:
+            yield container
+    finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -194,14 +221,8 @@ def cached_rootfs_with(extra: tuple[str, ...]) -> Path:
     """Like :func:`cached_rootfs`, with more packages, in its own cache entry (same lock)."""
     packages = tuple(sorted({*PACKAGES, *extra}))
     key = hashlib.sha256("\n".join([SUITE, MIRROR, *packages]).encode()).hexdigest()[:16]
-    CACHE.mkdir(parents=True, exist_ok=True)
-    target = CACHE / f"rootfs-{SUITE}-{key}"
-    with open(CACHE / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (target / ".complete").exists():
-            return target
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
+
+    def build(partial: Path) -> None:
         # debootstrap's resolver does not follow virtual packages (cloud-init's python3-cffi-backend-api-*),
         # so it lays down a bootable minimum and apt installs the rest.
         subprocess.run(
@@ -219,11 +240,8 @@ def cached_rootfs_with(extra: tuple[str, ...]) -> Path:
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LANG": "C.UTF-8"},
         )
         no_starts.unlink()
-        (partial / "etc/machine-id").write_text("")
-        subprocess.run(["chroot", str(partial), "apt-get", "clean"], check=True)
-        (partial / ".complete").write_text("ok\n")
-        partial.rename(target)
-        return target
+
+    return _cached(key, build)
 
 
 @dataclass
@@ -279,40 +297,13 @@ def booted_container_on(
     subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(root)], check=True)
     if prepare is not None:
         prepare(root)
-    name = f"atlashub-test-{uuid.uuid4().hex[:8]}"
-    log = open(workdir / "nspawn.log", "wb")  # closed in finally
-    proc = subprocess.Popen(
-        [
-            "systemd-nspawn",
-            "-D",
-            str(root),
-            "--boot",
-            "--register=no",
-            "--keep-unit",
-            f"--network-namespace-path=/run/netns/{link.netns}",
-            # Its own network namespace, so its own firewall (as --private-network would grant).
-            "--capability=CAP_NET_ADMIN",
-            "-M",
-            name,
-            "-q",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    network = [
+        f"--network-namespace-path=/run/netns/{link.netns}",
+        # Its own network namespace, so its own firewall (as --private-network would grant).
+        "--capability=CAP_NET_ADMIN",
+    ]
     try:
-        container = Container(name, root, proc, _leader_pid(proc.pid))
-        container.wait_running(timeout=boot_timeout)
-        yield container
+        with boot(root, workdir / "nspawn.log", network, timeout=boot_timeout) as container:
+            yield container
     finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        log.close()
         shutil.rmtree(root, ignore_errors=True)

@@ -16,15 +16,13 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.packaging.nspawn import Container, _leader_pid, cached_rootfs
+from tests.packaging.nspawn import Container, boot, cached_rootfs
 from tests.packaging.test_nspawn_deb import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,32 +57,11 @@ def built_deb() -> Path:
     return debs[-1]
 
 
-@contextlib.contextmanager
-def booted(root: Path, log_path: Path) -> Iterator[Container]:
+def booted(root: Path, log_path: Path) -> contextlib.AbstractContextManager[Container]:
     """Boot ``root`` itself (not a copy) with a private network; power it off afterwards."""
-    log = open(log_path, "ab")  # closed in finally
-    name = f"atlashub-image-{uuid.uuid4().hex[:8]}"
-    proc = subprocess.Popen(
-        ["systemd-nspawn", "-D", str(root), "--boot", "--register=no", "--keep-unit", "--private-network", "-M", name],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    return boot(
+        root, log_path, ["--private-network"], name_prefix="atlashub-image", quiet=False, timeout=180, log_mode="ab"
     )
-    try:
-        container = Container(name, root, proc, _leader_pid(proc.pid))
-        container.wait_running(timeout=180)
-        yield container
-    finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")
