@@ -8,14 +8,11 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from appliance.backups.alerts import BackupAlerts
 from appliance.backups.maintenance import check_unverified
@@ -26,42 +23,17 @@ from appliance.pg.embedded import EmbeddedPostgres
 from appliance.settings.registry import SETTINGS
 from tests.dashboard.test_sessions import call, make_admin, sign_in
 from tests.fixtures.daemon import RunningDaemon, running_daemon
+from tests.fixtures.discord import Receiver, discord_receiver
 
 ROLES = {"roles": ("gateway", "dashboard", "scheduler", "backups")}
 TOKEN = "tok3n-s3cr3t-Zq9"
 SMTP_PASSWORD = "hunter2-smtp-Pw7"
 
 
-@dataclass
-class Receiver:
-    """A local stand-in for a Discord webhook."""
-
-    port: int = 0
-    posts: list[dict[str, Any]] = field(default_factory=list)
-
-    def url(self, token: str = TOKEN) -> str:
-        return f"http://127.0.0.1:{self.port}/api/webhooks/42/{token}"
-
-
-RECEIVER = web.AppKey("receiver", Receiver)
-
-
-async def _webhook(request: web.Request) -> web.Response:
-    request.app[RECEIVER].posts.append({"path": request.path, "json": await request.json()})
-    return web.Response(status=204)
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    app = web.Application()
-    app[RECEIVER] = state = Receiver()
-    app.router.add_post("/api/webhooks/{id}/{token}", _webhook)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    assert server.port is not None
-    state.port = server.port
-    yield state
-    await server.close()
+    async with discord_receiver() as state:
+        yield state
 
 
 def daemon(tmp_path: Path, pg: EmbeddedPostgres, receiver: Receiver, **sections: dict[str, Any]) -> Any:
@@ -200,13 +172,13 @@ async def test_backup_retention_and_alert_threshold_change_live(atlas: RunningDa
     # 30 hours after the newest verified backup: within the file's 36 hours, past 24.
     later = now + timedelta(hours=30)
     assert await check_unverified(core, now=later) == []
-    await patch(atlas, {"backups.alert_unverified_hours": 24, "scheduler.discord_webhook_url": receiver.url()})
+    await patch(atlas, {"backups.alert_unverified_hours": 24, "scheduler.discord_webhook_url": receiver.url(TOKEN)})
     assert await check_unverified(core, now=later) == [project]
     # `atlashub doctor` reads the control plane without a running core, and the same threshold.
     [backups] = [r for r in await control_plane_results(atlas.daemon.config) if r.name == "backups"]
     assert backups.message == "1 project(s), each verified within 24 h"
     # ... and the alert went to the webhook set a moment ago, without a restart.
-    [post] = receiver.posts
+    [post] = receiver.payloads
     assert post["path"] == f"/api/webhooks/42/{TOKEN}"
     assert f"project {project} (retention) has had no verified backup for 24 hours" in post["json"]["content"]
 
@@ -214,14 +186,14 @@ async def test_backup_retention_and_alert_threshold_change_live(atlas: RunningDa
 async def test_notification_targets_change_live(atlas: RunningDaemon, receiver: Receiver) -> None:
     alerts = atlas.daemon.core.service(BackupAlerts)
     await alerts.send("[AtlasHub] before", "no target yet")
-    assert receiver.posts == []
+    assert receiver.payloads == []
     await patch(atlas, {"scheduler.discord_webhook_url": receiver.url("first")})
     await alerts.send("[AtlasHub] one", "to the first")
     await patch(atlas, {"scheduler.discord_webhook_url": receiver.url("second")})
     await alerts.send("[AtlasHub] two", "to the second")
     await patch(atlas, {"scheduler.discord_webhook_url": {"set": False}})
     await alerts.send("[AtlasHub] three", "nowhere")
-    assert [p["path"].rsplit("/", 1)[1] for p in receiver.posts] == ["first", "second"]
+    assert [p["path"].rsplit("/", 1)[1] for p in receiver.payloads] == ["first", "second"]
 
 
 @pytest.mark.parametrize(
@@ -325,13 +297,13 @@ def receiver_url_with_token(atlas: RunningDaemon) -> str:
 
 async def test_values_survive_a_restart(tmp_path: Path, pg: EmbeddedPostgres, receiver: Receiver) -> None:
     async with daemon(tmp_path, pg, receiver) as atlas:
-        await patch(atlas, {"gateway.rate_limit_burst": 7, "scheduler.discord_webhook_url": receiver.url()})
+        await patch(atlas, {"gateway.rate_limit_burst": 7, "scheduler.discord_webhook_url": receiver.url(TOKEN)})
     async with daemon(tmp_path, pg, receiver) as atlas:
         body = await get(atlas)
         assert body["settings"]["gateway.rate_limit_burst"] == 7
         assert body["settings"]["scheduler.discord_webhook_url"] == {"set": True}
         await atlas.daemon.core.service(BackupAlerts).send("[AtlasHub] after restart", "still delivered")
-    assert [(p["path"], p["json"]["content"]) for p in receiver.posts] == [
+    assert [(p["path"], p["json"]["content"]) for p in receiver.payloads] == [
         (f"/api/webhooks/42/{TOKEN}", "still delivered")
     ]
 

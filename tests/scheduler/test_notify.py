@@ -3,14 +3,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from appliance.scheduler.notify import (
@@ -22,6 +19,7 @@ from appliance.scheduler.notify import (
     SmtpSettings,
 )
 from appliance.scheduler.safehttp import Allowlist, SafeHttpClient
+from tests.fixtures.discord import Receiver, discord_receiver
 
 T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
@@ -142,33 +140,10 @@ async def test_channel_failures_are_logged_never_raised(caplog: pytest.LogCaptur
 # ---------------------------------------------------------------- Discord: a real local receiver
 
 
-@dataclass
-class Receiver:
-    port: int = 0
-    status: int = 204
-    payloads: list[Any] = field(default_factory=list)
-
-
-RECEIVER = web.AppKey("receiver", Receiver)
-
-
-async def _webhook(request: web.Request) -> web.Response:
-    receiver = request.app[RECEIVER]
-    receiver.payloads.append({"path": request.path, "json": await request.json()})
-    return web.Response(status=receiver.status)
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    app = web.Application()
-    app[RECEIVER] = state = Receiver()
-    app.router.add_post("/api/webhooks/{id}/{token}", _webhook)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    assert server.port is not None
-    state.port = server.port
-    yield state
-    await server.close()
+    async with discord_receiver() as state:
+        yield state
 
 
 async def test_discord_webhook_receives_the_notice(receiver: Receiver) -> None:
