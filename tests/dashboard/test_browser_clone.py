@@ -9,14 +9,21 @@ one written after), and the key the page showed opens it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from appliance.pg.embedded import EmbeddedPostgres
-from appliance.resources import web_dist
-from tests.dashboard.test_browser_e2e import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.dashboard.test_browser_pages import EXPECTED_CONSOLE, Run, T, create_project, sign_in_with_dev_token, watch
+from tests.dashboard.test_browser_e2e import CHROMIUM, CHROMIUM_ARGS
+from tests.dashboard.test_browser_pages import (
+    EXPECTED_CONSOLE,
+    Run,
+    T,
+    create_project,
+    outside_recorder,
+    require_browser,
+    sign_in_with_dev_token,
+    watch,
+)
 from tests.fixtures.daemon import running_daemon
 
 pytestmark = pytest.mark.system
@@ -25,19 +32,13 @@ CLONE_NAME = "Pages Shop restored"
 
 
 async def test_restore_a_backup_as_a_new_project_from_the_ui(tmp_path: Path, pg: EmbeddedPostgres) -> None:
-    if not (web_dist() / "index.html").exists():
-        pytest.fail("web/dist is not built: scripts/test builds it (npm run build in web/)")
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: scripts/test installs Debian's chromium")
+    require_browser()
     from playwright.async_api import async_playwright, expect
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     outside: list[str] = []
     page_errors: list[str] = []
 
-    def record(request: Any) -> None:
-        if not request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
-            outside.append(request.url)
+    record = outside_recorder(outside)
 
     async with running_daemon(tmp_path / "state", pg) as atlas, async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -13,7 +13,7 @@ error other than the expected 4xx answers.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,25 @@ class Run:
         return Path(path).read_bytes()
 
 
+def require_browser() -> None:
+    """Fail unless web/dist is built and Chromium installed; make the screenshots' directory."""
+    if not (web_dist() / "index.html").exists():
+        pytest.fail("web/dist is not built: scripts/test builds it (npm run build in web/)")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: scripts/test installs Debian's chromium")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+
+def outside_recorder(outside: list[str]) -> Callable[[Any], None]:
+    """A request listener that keeps every URL leaving 127.0.0.1 in ``outside``."""
+
+    def record(request: Any) -> None:
+        if not request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
+            outside.append(request.url)
+
+    return record
+
+
 @pytest.fixture
 async def hook_target() -> AsyncIterator[str]:
     async def hook(request: web.Request) -> web.Response:
@@ -107,21 +126,15 @@ async def hook_target() -> AsyncIterator[str]:
 
 
 async def test_every_page_against_the_real_apis(tmp_path: Path, pg: EmbeddedPostgres, hook_target: str) -> None:
-    if not (web_dist() / "index.html").exists():
-        pytest.fail("web/dist is not built: scripts/test builds it (npm run build in web/)")
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: scripts/test installs Debian's chromium")
+    require_browser()
     from playwright.async_api import async_playwright, expect
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     outside: list[str] = []
     page_errors: list[str] = []
 
     failed: list[str] = []
 
-    def record(request: Any) -> None:
-        if not request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
-            outside.append(request.url)
+    record = outside_recorder(outside)
 
     def answered(response: Any) -> None:
         if response.status >= 400:

@@ -12,9 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from appliance.pg.embedded import EmbeddedPostgres
-from appliance.resources import web_dist
 from tests.dashboard.test_browser_e2e import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.dashboard.test_browser_pages import EXPECTED_CONSOLE, Run, T, sign_in_with_dev_token, watch
+from tests.dashboard.test_browser_pages import EXPECTED_CONSOLE, Run, T, require_browser, sign_in_with_dev_token, watch
 from tests.fixtures.daemon import running_daemon
 
 pytestmark = pytest.mark.system
@@ -43,13 +42,9 @@ async def save(run: Run) -> None:
 
 
 async def test_settings_page_changes_persist_and_refusals_show(tmp_path: Path, pg: EmbeddedPostgres) -> None:
-    if not (web_dist() / "index.html").exists():
-        pytest.fail("web/dist is not built: scripts/test builds it (npm run build in web/)")
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: scripts/test installs Debian's chromium")
+    require_browser()
     from playwright.async_api import async_playwright, expect
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
     page_errors: list[str] = []
 
