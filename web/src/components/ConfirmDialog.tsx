@@ -11,8 +11,7 @@ import {
 import { Button } from "@/components/ui/button";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
-import { Alert, AlertDescription } from "@/components/ui/alert";
-import { errorMessage } from "@/api/client";
+import { FormError } from "@/components/FormParts";
 
 /** Confirmation dialog; with `confirmText` the user must type it exactly
  * (project deletion, restore) before the action is enabled. */
@@ -93,11 +92,7 @@ export function ConfirmDialog({
               />
             </div>
           )}
-          {error ? (
-            <Alert variant="destructive">
-              <AlertDescription className="text-foreground">{errorMessage(error)}</AlertDescription>
-            </Alert>
-          ) : null}
+          <FormError error={error} />
           <DialogFooter>
             <Button type="button" variant="outline" onClick={() => onOpenChange(false)} disabled={busy}>
               Cancel

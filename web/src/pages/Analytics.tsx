@@ -9,13 +9,13 @@ import { Textarea } from "@/components/ui/textarea";
 import { Tabs, TabsList, TabsTrigger } from "@/components/ui/tabs";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { Skeleton } from "@/components/ui/skeleton";
-import { Alert, AlertDescription } from "@/components/ui/alert";
 import { toast } from "@/components/ui/sonner";
 import { Page } from "@/components/AppShell";
 import { EmptyState, ErrorAlert, PageHeader, Section, TableSkeleton } from "@/components/States";
 import { CopyField } from "@/components/CopyButton";
 import { ConfirmDialog } from "@/components/ConfirmDialog";
 import { SecretDialog } from "@/components/SecretDialog";
+import { FormError } from "@/components/FormParts";
 import { useQuery } from "@/hooks/useQuery";
 import { analyticsApi, errorMessage, type AnalyticsConnection, type AnalyticsViewInput } from "@/api";
 import { connectionUri } from "@/api/analytics";
@@ -100,11 +100,7 @@ function NewViewForm({ projectId, onCreated }: { projectId: string; onCreated: (
           </div>
         )}
       </div>
-      {error ? (
-        <Alert variant="destructive">
-          <AlertDescription className="text-foreground">{errorMessage(error)}</AlertDescription>
-        </Alert>
-      ) : null}
+      <FormError error={error} />
       <div>
         <Button type="submit" size="sm" loading={busy}>
           <Plus /> Create view

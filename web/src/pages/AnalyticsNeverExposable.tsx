@@ -3,10 +3,9 @@ import { Plus, ShieldOff, X } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Input } from "@/components/ui/input";
 import { Badge } from "@/components/ui/badge";
-import { Alert, AlertDescription } from "@/components/ui/alert";
 import { toast } from "@/components/ui/sonner";
 import { Section } from "@/components/States";
-import { errorMessage } from "@/api";
+import { FormError } from "@/components/FormParts";
 import { analyticsApi, parseTableList, toggleTable } from "@/api/analytics";
 
 /** Tables no analytics view may read (secrets, tokens). Kept while analytics access is off. */
@@ -94,11 +93,7 @@ export function NeverExposableSection({
             <Plus /> Mark never exposable
           </Button>
         </form>
-        {error ? (
-          <Alert variant="destructive" data-testid="analytics-never-exposable-error">
-            <AlertDescription className="text-foreground">{errorMessage(error)}</AlertDescription>
-          </Alert>
-        ) : null}
+        <FormError error={error} testId="analytics-never-exposable-error" />
       </div>
     </Section>
   );

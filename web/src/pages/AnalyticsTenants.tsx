@@ -4,12 +4,12 @@ import { Button } from "@/components/ui/button";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { Badge } from "@/components/ui/badge";
-import { Alert, AlertDescription } from "@/components/ui/alert";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { toast } from "@/components/ui/sonner";
 import { EmptyState, ErrorAlert, Section, TableSkeleton } from "@/components/States";
 import { ConfirmDialog } from "@/components/ConfirmDialog";
 import { SecretDialog } from "@/components/SecretDialog";
+import { FormError } from "@/components/FormParts";
 import { useQuery } from "@/hooks/useQuery";
 import { errorMessage, type AnalyticsConnection } from "@/api";
 import { analyticsApi, connectionUri, tenantRoleNameProblem } from "@/api/analytics";
@@ -90,11 +90,7 @@ function NewTenantRoleForm({ projectId, onCreated }: { projectId: string; onCrea
           />
         </div>
       </div>
-      {error ? (
-        <Alert variant="destructive" data-testid="analytics-tenant-role-error">
-          <AlertDescription className="text-foreground">{errorMessage(error)}</AlertDescription>
-        </Alert>
-      ) : null}
+      <FormError error={error} testId="analytics-tenant-role-error" />
       <div>
         <Button type="submit" size="sm" loading={busy} disabled={!!nameProblem} data-testid="analytics-tenant-role-submit">
           <Plus /> Create tenant role

@@ -6,7 +6,6 @@ import {
   Dialog,
   DialogContent,
   DialogDescription,
-  DialogFooter,
   DialogHeader,
   DialogTitle,
 } from "@/components/ui/dialog";
@@ -24,6 +23,7 @@ import { JobProgress } from "@/components/JobProgress";
 import { StatusBadge } from "@/components/StatusBadge";
 import { CopyButton } from "@/components/CopyButton";
 import { SecretDialog } from "@/components/SecretDialog";
+import { DialogActions, FormError } from "@/components/FormParts";
 import { useProjects } from "@/context/projects";
 import { useQuery } from "@/hooks/useQuery";
 import {
@@ -170,19 +170,15 @@ function CloneDialog({
               data-testid="clone-name"
             />
           </div>
-          {error ? (
-            <Alert variant="destructive" data-testid="clone-error">
-              <AlertDescription className="text-foreground">{errorMessage(error)}</AlertDescription>
-            </Alert>
-          ) : null}
-          <DialogFooter>
-            <Button type="button" variant="outline" onClick={() => onOpenChange(false)} disabled={busy}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={busy} disabled={!name.trim()} data-testid="clone-submit">
-              Create project
-            </Button>
-          </DialogFooter>
+          <FormError error={error} testId="clone-error" />
+          <DialogActions
+            onCancel={() => onOpenChange(false)}
+            busy={busy}
+            submitDisabled={!name.trim()}
+            submitTestId="clone-submit"
+          >
+            Create project
+          </DialogActions>
         </form>
       </DialogContent>
     </Dialog>

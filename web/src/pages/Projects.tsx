@@ -6,21 +6,20 @@ import {
   Dialog,
   DialogContent,
   DialogDescription,
-  DialogFooter,
   DialogHeader,
   DialogTitle,
 } from "@/components/ui/dialog";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
-import { Alert, AlertDescription } from "@/components/ui/alert";
 import { toast } from "@/components/ui/sonner";
 import { Page } from "@/components/AppShell";
 import { EmptyState, ErrorAlert, PageHeader, TableSkeleton } from "@/components/States";
 import { CopyButton } from "@/components/CopyButton";
 import { SecretDialog } from "@/components/SecretDialog";
+import { DialogActions, FormError } from "@/components/FormParts";
 import { useProjects } from "@/context/projects";
-import { projectsApi, errorMessage, type CreatedProject } from "@/api";
+import { projectsApi, type CreatedProject } from "@/api";
 import { formatDateTime, formatRelative } from "@/lib/format";
 
 function CreateProjectDialog({
@@ -77,19 +76,15 @@ function CreateProjectDialog({
               data-testid="create-project-name"
             />
           </div>
-          {error ? (
-            <Alert variant="destructive" data-testid="create-project-error">
-              <AlertDescription className="text-foreground">{errorMessage(error)}</AlertDescription>
-            </Alert>
-          ) : null}
-          <DialogFooter>
-            <Button type="button" variant="outline" onClick={() => onOpenChange(false)} disabled={busy}>
-              Cancel
-            </Button>
-            <Button type="submit" loading={busy} disabled={!name.trim()} data-testid="create-project-submit">
-              Create project
-            </Button>
-          </DialogFooter>
+          <FormError error={error} testId="create-project-error" />
+          <DialogActions
+            onCancel={() => onOpenChange(false)}
+            busy={busy}
+            submitDisabled={!name.trim()}
+            submitTestId="create-project-submit"
+          >
+            Create project
+          </DialogActions>
         </form>
       </DialogContent>
     </Dialog>

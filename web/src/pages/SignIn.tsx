@@ -6,24 +6,15 @@ import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/com
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { Tabs, TabsContent, TabsList, TabsTrigger } from "@/components/ui/tabs";
-import { Alert, AlertDescription } from "@/components/ui/alert";
 import { ErrorAlert } from "@/components/States";
+import { FormError } from "@/components/FormParts";
 import { useSession } from "@/context/session";
-import { ApiError, errorMessage } from "@/api/client";
+import { ApiError } from "@/api/client";
 
 function safeNext(next: string | null): string {
   // Only same-app paths: never redirect to another origin after sign-in.
   if (!next || !next.startsWith("/") || next.startsWith("//") || next.startsWith("/sign-in")) return "/";
   return next;
-}
-
-function FormError({ error, testId }: { error: unknown; testId: string }) {
-  if (!error) return null;
-  return (
-    <Alert variant="destructive" data-testid={testId}>
-      <AlertDescription className="text-foreground">{errorMessage(error)}</AlertDescription>
-    </Alert>
-  );
 }
 
 function PasswordForm() {

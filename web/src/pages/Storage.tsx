@@ -35,11 +35,11 @@ import {
   DropdownMenuTrigger,
 } from "@/components/ui/dropdown-menu";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
-import { Alert, AlertDescription } from "@/components/ui/alert";
 import { toast } from "@/components/ui/sonner";
 import { EmptyState, ErrorAlert, TableSkeleton } from "@/components/States";
 import { CopyButton } from "@/components/CopyButton";
 import { ConfirmDialog } from "@/components/ConfirmDialog";
+import { FormError } from "@/components/FormParts";
 import { useQuery } from "@/hooks/useQuery";
 import { downloadSignedUrl, errorMessage, storageApi, type StorageObject } from "@/api";
 import { formatBytes, formatDateTime, formatRelative } from "@/lib/format";
@@ -111,11 +111,7 @@ function CreateBucketDialog({
               data-testid="create-bucket-name"
             />
           </div>
-          {error ? (
-            <Alert variant="destructive">
-              <AlertDescription className="text-foreground">{errorMessage(error)}</AlertDescription>
-            </Alert>
-          ) : null}
+          <FormError error={error} />
           <DialogFooter>
             <Button type="button" variant="outline" onClick={() => onOpenChange(false)}>
               Cancel
