@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 
 from appliance.pg.embedded import EmbeddedPostgres
-from tests.dashboard.test_browser_e2e import CHROMIUM, CHROMIUM_ARGS
 from tests.dashboard.test_browser_pages import (
     EXPECTED_CONSOLE,
     Run,
     T,
+    chromium,
     create_project,
+    new_run,
     outside_recorder,
     require_browser,
     sign_in_with_dev_token,
-    watch,
 )
 from tests.fixtures.daemon import running_daemon
 
@@ -41,18 +41,13 @@ async def test_restore_a_backup_as_a_new_project_from_the_ui(tmp_path: Path, pg:
     record = outside_recorder(outside)
 
     async with running_daemon(tmp_path / "state", pg) as atlas, async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1440, "height": 900})
-            context.on("request", record)
-            page = await context.new_page()
-            run = Run(atlas, page, expect)
-            watch(page, run.console_errors, page_errors)
+        async with chromium(pw) as browser:
+            _, run = await new_run(
+                browser, atlas, expect, page_errors, {"request": record}, viewport={"width": 1440, "height": 900}
+            )
             await sign_in_with_dev_token(run)
             await create_project(run)
             await clone_through_the_ui(run)
-        finally:
-            await browser.close()
     assert outside == [], f"the UI requested outside resources: {outside}"
     assert page_errors == [], f"uncaught errors in the page: {page_errors}"
     unexpected = [m for m in run.console_errors if not EXPECTED_CONSOLE.search(m)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,30 @@ def outside_recorder(outside: list[str]) -> Callable[[Any], None]:
     return record
 
 
+@asynccontextmanager
+async def chromium(pw: Any) -> AsyncIterator[Any]:
+    """Debian's Chromium, headless, closed when the block ends."""
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        yield browser
+    finally:
+        await browser.close()
+
+
+async def new_run(
+    browser: Any, atlas: RunningDaemon, expect: Any, page_errors: list[str], on: dict[str, Any], **options: Any
+) -> tuple[Any, Run]:
+    """A browser context with ``on``'s listeners and ``options``, a page in it watched for errors, the Run
+    around both."""
+    context = await browser.new_context(**options)
+    for event, listener in on.items():
+        context.on(event, listener)
+    page = await context.new_page()
+    run = Run(atlas, page, expect)
+    watch(page, run.console_errors, page_errors)
+    return context, run
+
+
 @pytest.fixture
 async def hook_target() -> AsyncIterator[str]:
     async def hook(request: web.Request) -> web.Response:
@@ -144,18 +169,17 @@ async def test_every_page_against_the_real_apis(tmp_path: Path, pg: EmbeddedPost
         running_daemon(tmp_path / "state", pg, scheduler={"http_allowlist": (hook_target,)}) as atlas,
         async_playwright() as pw,
     ):
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(
+        async with chromium(pw) as browser:
+            context, run = await new_run(
+                browser,
+                atlas,
+                expect,
+                page_errors,
+                {"request": record, "response": answered},
                 viewport={"width": 1440, "height": 900},
                 accept_downloads=True,
                 permissions=["clipboard-read", "clipboard-write"],
             )
-            context.on("request", record)
-            context.on("response", answered)
-            page = await context.new_page()
-            run = Run(atlas, page, expect)
-            watch(page, run.console_errors, page_errors)
             await sign_in_with_dev_token(run)
             await create_project(run)
             await project_keys(run)
@@ -170,8 +194,6 @@ async def test_every_page_against_the_real_apis(tmp_path: Path, pg: EmbeddedPost
             await nodes(run)
             await context.close()
             await local_admin_sign_in_and_out(run, browser, (record, answered), page_errors)
-        finally:
-            await browser.close()
     assert outside == [], f"the UI requested outside resources: {outside}"
     assert any(f.startswith("400 POST /admin/api/projects/") for f in failed), f"answers not watched: {failed}"
     unexpected_failures = [f for f in failed if not any(p.fullmatch(f) for p in EXPECTED_FAILURES)]

@@ -12,8 +12,16 @@ from urllib.parse import urlsplit
 import pytest
 
 from appliance.pg.embedded import EmbeddedPostgres
-from tests.dashboard.test_browser_e2e import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.dashboard.test_browser_pages import EXPECTED_CONSOLE, Run, T, require_browser, sign_in_with_dev_token, watch
+from tests.dashboard.test_browser_e2e import ARTIFACTS
+from tests.dashboard.test_browser_pages import (
+    EXPECTED_CONSOLE,
+    Run,
+    T,
+    chromium,
+    new_run,
+    require_browser,
+    sign_in_with_dev_token,
+)
 from tests.fixtures.daemon import running_daemon
 
 pytestmark = pytest.mark.system
@@ -57,23 +65,18 @@ async def test_settings_page_changes_persist_and_refusals_show(tmp_path: Path, p
         running_daemon(tmp_path / "state", pg, node=node, scheduler={"http_allowlist": (ALLOWED_HOOK,)}) as atlas,
         async_playwright() as pw,
     ):
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1280, "height": 900})
-            context.on("response", answered)
-            page = await context.new_page()
-            run = Run(atlas, page, expect)
-            watch(page, run.console_errors, page_errors)
+        async with chromium(pw) as browser:
+            context, run = await new_run(
+                browser, atlas, expect, page_errors, {"response": answered}, viewport={"width": 1280, "height": 900}
+            )
             await sign_in_with_dev_token(run)
-            await page.goto(run.url("/settings"))
+            await run.page.goto(run.url("/settings"))
             await expect(run.testid("settings-form")).to_be_visible(timeout=T)
             await change_and_reload(run)
             await refusals(run)
             await secret(run)
             await back_to_the_file_value(run)
             await context.close()
-        finally:
-            await browser.close()
     unexpected = [f for f in failed if not any(p.fullmatch(f) for p in EXPECTED_FAILURES)]
     assert unexpected == [], f"unexpected error answers: {unexpected} (all: {failed})"
     assert any(p.fullmatch(f) for f in failed for p in EXPECTED_FAILURES), "the refusal was not provoked"
