@@ -2,6 +2,8 @@ import type { ReactNode } from "react";
 import { Alert, AlertDescription } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { DialogFooter } from "@/components/ui/dialog";
+import { Input } from "@/components/ui/input";
+import { Label } from "@/components/ui/label";
 import { errorMessage } from "@/api/client";
 
 /** A form's failed submission, shown above its buttons (nothing when there is no error). */
@@ -37,5 +39,38 @@ export function DialogActions({
         {children}
       </Button>
     </DialogFooter>
+  );
+}
+
+/** A project-name field as the create and clone dialogs ask for it: focused, required, 64 characters at most. */
+export function ProjectNameField({
+  id,
+  label,
+  value,
+  onChange,
+  testId,
+  placeholder,
+}: {
+  id: string;
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+  testId: string;
+  placeholder?: string;
+}) {
+  return (
+    <div className="grid gap-1.5">
+      <Label htmlFor={id}>{label}</Label>
+      <Input
+        id={id}
+        autoFocus
+        required
+        maxLength={64}
+        placeholder={placeholder}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        data-testid={testId}
+      />
+    </div>
   );
 }

@@ -9,7 +9,6 @@ import {
   DialogHeader,
   DialogTitle,
 } from "@/components/ui/dialog";
-import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
 import { Progress } from "@/components/ui/progress";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
@@ -23,7 +22,7 @@ import { JobProgress } from "@/components/JobProgress";
 import { StatusBadge } from "@/components/StatusBadge";
 import { CopyButton } from "@/components/CopyButton";
 import { SecretDialog } from "@/components/SecretDialog";
-import { DialogActions, FormError } from "@/components/FormParts";
+import { DialogActions, FormError, ProjectNameField } from "@/components/FormParts";
 import { useProjects } from "@/context/projects";
 import { useQuery } from "@/hooks/useQuery";
 import {
@@ -158,18 +157,13 @@ function CloneDialog({
               </div>
             </DialogDescription>
           </DialogHeader>
-          <div className="grid gap-1.5">
-            <Label htmlFor="clone-name">New project name</Label>
-            <Input
-              id="clone-name"
-              autoFocus
-              required
-              maxLength={64}
-              value={name}
-              onChange={(e) => setName(e.target.value)}
-              data-testid="clone-name"
-            />
-          </div>
+          <ProjectNameField
+            id="clone-name"
+            label="New project name"
+            value={name}
+            onChange={setName}
+            testId="clone-name"
+          />
           <FormError error={error} testId="clone-error" />
           <DialogActions
             onCancel={() => onOpenChange(false)}

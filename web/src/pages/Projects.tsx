@@ -9,15 +9,13 @@ import {
   DialogHeader,
   DialogTitle,
 } from "@/components/ui/dialog";
-import { Input } from "@/components/ui/input";
-import { Label } from "@/components/ui/label";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { toast } from "@/components/ui/sonner";
 import { Page } from "@/components/AppShell";
 import { EmptyState, ErrorAlert, PageHeader, TableSkeleton } from "@/components/States";
 import { CopyButton } from "@/components/CopyButton";
 import { SecretDialog } from "@/components/SecretDialog";
-import { DialogActions, FormError } from "@/components/FormParts";
+import { DialogActions, FormError, ProjectNameField } from "@/components/FormParts";
 import { useProjects } from "@/context/projects";
 import { projectsApi, type CreatedProject } from "@/api";
 import { formatDateTime, formatRelative } from "@/lib/format";
@@ -63,19 +61,14 @@ function CreateProjectDialog({
               Creates a PostgreSQL database, a storage bucket and a publishable and a secret API key.
             </DialogDescription>
           </DialogHeader>
-          <div className="grid gap-1.5">
-            <Label htmlFor="project-name">Name</Label>
-            <Input
-              id="project-name"
-              autoFocus
-              required
-              maxLength={64}
-              placeholder="my-app"
-              value={name}
-              onChange={(e) => setName(e.target.value)}
-              data-testid="create-project-name"
-            />
-          </div>
+          <ProjectNameField
+            id="project-name"
+            label="Name"
+            placeholder="my-app"
+            value={name}
+            onChange={setName}
+            testId="create-project-name"
+          />
           <FormError error={error} testId="create-project-error" />
           <DialogActions
             onCancel={() => onOpenChange(false)}
