@@ -19,6 +19,7 @@ from tests.dashboard.test_browser_pages import (
     T,
     chromium,
     create_project,
+    first_backup_through_the_ui,
     new_run,
     outside_recorder,
     require_browser,
@@ -59,13 +60,7 @@ async def clone_through_the_ui(run: Run) -> None:
     await run.sql("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)")
     await run.sql("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 42) g")
 
-    await page.goto(run.project_url("/database"))
-    await expect(run.testid("backups-empty")).to_be_visible(timeout=T)
-    await run.testid("backup-create").click()
-    created = run.testid("backup-progress").filter(has_text="Creating backup")
-    await expect(created).to_have_attribute("data-state", "succeeded", timeout=60_000)
-    backup = run.testid("backup-row").first
-    await expect(backup).to_have_attribute("data-status", "verified", timeout=T)
+    backup = await first_backup_through_the_ui(run)
     await run.sql("INSERT INTO items VALUES (999, 'after the backup')")  # must not be in the clone
 
     await backup.get_by_test_id("backup-clone").click()

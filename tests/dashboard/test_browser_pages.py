@@ -475,7 +475,8 @@ async def pick(run: Run, trigger: str, option: str) -> None:
     await run.page.get_by_role("option", name=option).click()
 
 
-async def database_tools(run: Run) -> None:
+async def first_backup_through_the_ui(run: Run) -> Any:
+    """Open the Database tools page of a project with no backup yet, back it up, wait for the verified row."""
     page, expect = run.page, run.expect
     await page.goto(run.project_url("/database"))
     await expect(run.testid("backups-empty")).to_be_visible(timeout=T)
@@ -484,6 +485,12 @@ async def database_tools(run: Run) -> None:
     await expect(created).to_have_attribute("data-state", "succeeded", timeout=60_000)
     backup = run.testid("backup-row").first
     await expect(backup).to_have_attribute("data-status", "verified", timeout=T)
+    return backup
+
+
+async def database_tools(run: Run) -> None:
+    expect = run.expect
+    backup = await first_backup_through_the_ui(run)
     dump = await run.download(lambda: backup.get_by_test_id("backup-download").click())
     assert dump.startswith(b"PGDMP"), dump[:16]
 
