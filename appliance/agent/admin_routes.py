@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from appliance import audit
 from appliance.agent import systemd
-from appliance.dashboard.adminauth import current_admin, source_ip
+from appliance.dashboard.adminauth import audit_admin
 from appliance.errors import AtlasError
-from appliance.web.keys import CORE
 from appliance.web.util import json_response
 
 routes = web.RouteTableDef()
@@ -28,26 +26,12 @@ async def unit_state(request: web.Request) -> web.Response:
 @routes.post("/admin/api/node/units/{unit}/restart")
 async def restart_unit(request: web.Request) -> web.Response:
     unit = request.match_info["unit"]
-    core = request.app[CORE]
     try:
         result = await systemd.restart_unit(unit)
     except AtlasError as exc:
-        await audit.record(
-            core.store,
-            actor=current_admin(request).name,
-            source_ip=source_ip(request),
-            action="node.unit_restart",
-            target=unit[:200],
-            outcome="failure",
-            details={"error": exc.code},
+        await audit_admin(
+            request, "node.unit_restart", target=unit[:200], outcome="failure", details={"error": exc.code}
         )
         raise
-    await audit.record(
-        core.store,
-        actor=current_admin(request).name,
-        source_ip=source_ip(request),
-        action="node.unit_restart",
-        target=unit,
-        details={"job": result["job"]},
-    )
+    await audit_admin(request, "node.unit_restart", target=unit, details={"job": result["job"]})
     return json_response(result, status=202)

@@ -11,9 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance import audit
 from appliance.analytics.service import AnalyticsService
-from appliance.dashboard.adminauth import current_admin, source_ip
+from appliance.dashboard.adminauth import audit_admin
 from appliance.errors import BadRequest
 from appliance.projects.model import Project
 from appliance.web.keys import CORE
@@ -37,15 +36,7 @@ async def _audit(
     target: str | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> None:
-    await audit.record(
-        request.app[CORE].store,
-        actor=current_admin(request).name,
-        source_ip=source_ip(request),
-        action=action,
-        target=target or project.id,
-        project_id=project.id,
-        details=details,
-    )
+    await audit_admin(request, action, target=target or project.id, project_id=project.id, details=details)
 
 
 @routes.get(BASE)

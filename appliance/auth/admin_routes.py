@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from appliance import audit
 from appliance.auth.service import AuthService
-from appliance.dashboard.adminauth import current_admin, source_ip
+from appliance.dashboard.adminauth import audit_admin
 from appliance.web.keys import CORE
 from appliance.web.util import json_response, query_int
 
@@ -21,14 +20,7 @@ async def _project_and_service(request: web.Request) -> tuple[str, AuthService]:
 
 
 async def _audit(request: web.Request, action: str, project_id: str, user_id: str) -> None:
-    await audit.record(
-        request.app[CORE].store,
-        actor=current_admin(request).name,
-        source_ip=source_ip(request),
-        action=action,
-        target=user_id,
-        project_id=project_id,
-    )
+    await audit_admin(request, action, target=user_id, project_id=project_id)
 
 
 @routes.get(BASE)

@@ -8,13 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance import audit
 from appliance.backups import importexport, links
 from appliance.backups.clone import CloneService, start_clone_job
 from appliance.backups.jobs import JobManager, JobProgress
 from appliance.backups.restore import RestoreService, start_restore_job
 from appliance.backups.service import BackupService
-from appliance.dashboard.adminauth import current_admin, source_ip
+from appliance.dashboard.adminauth import audit_admin
 from appliance.errors import BadRequest
 from appliance.web.keys import CORE
 from appliance.web.util import json_response, read_json_object
@@ -33,15 +32,14 @@ async def _audit(
     details: Mapping[str, Any] | None = None,
     actor: str | None = None,
 ) -> None:
-    await audit.record(
-        request.app[CORE].store,
-        actor=actor or current_admin(request).name,
-        source_ip=source_ip(request),
-        action=action,
+    await audit_admin(
+        request,
+        action,
         target=target or project_id,
         project_id=project_id,
         outcome=outcome,
         details=details,
+        actor=actor,
     )
 
 

@@ -3,15 +3,11 @@ service, audit and render; the token and join tokens never reach an audit entry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from aiohttp import web
 
-from appliance import audit
 from appliance.cloud.service import CloudService
 from appliance.cloud.settings import HETZNER
-from appliance.dashboard.adminauth import current_admin, source_ip
+from appliance.dashboard.adminauth import audit_admin
 from appliance.web.keys import CORE
 from appliance.web.util import json_response, read_json_object
 
@@ -22,17 +18,6 @@ def _service(request: web.Request) -> CloudService:
     return request.app[CORE].service(CloudService)
 
 
-async def _audit(request: web.Request, action: str, target: str | None, details: Mapping[str, Any]) -> None:
-    await audit.record(
-        request.app[CORE].store,
-        actor=current_admin(request).name,
-        source_ip=source_ip(request),
-        action=action,
-        target=target,
-        details=details,
-    )
-
-
 @routes.get("/admin/api/cloud/hetzner")
 async def show_settings(request: web.Request) -> web.Response:
     return json_response(await _service(request).settings.describe(HETZNER))
@@ -41,7 +26,7 @@ async def show_settings(request: web.Request) -> web.Response:
 @routes.put("/admin/api/cloud/hetzner/token")
 async def set_token(request: web.Request) -> web.Response:
     shown = await _service(request).set_token(HETZNER, await read_json_object(request))
-    await _audit(request, "cloud.token_set", HETZNER, {"api_url": shown.get("api_url")})
+    await audit_admin(request, "cloud.token_set", target=HETZNER, details={"api_url": shown.get("api_url")})
     return web.Response(status=204)
 
 
@@ -50,7 +35,7 @@ async def provision(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     run_id = await _service(request).provision(body)
     details = {k: body.get(k) for k in ("name", "server_type", "location")}
-    await _audit(request, "cloud.provision", run_id, details)
+    await audit_admin(request, "cloud.provision", target=run_id, details=details)
     return json_response({"run_id": run_id}, status=202)
 
 
@@ -58,7 +43,12 @@ async def provision(request: web.Request) -> web.Response:
 async def decommission(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     run_id = await _service(request).decommission(body)
-    await _audit(request, "cloud.decommission", body.get("node_id"), {"run_id": run_id, "force": body.get("force")})
+    await audit_admin(
+        request,
+        "cloud.decommission",
+        target=body.get("node_id"),
+        details={"run_id": run_id, "force": body.get("force")},
+    )
     return json_response({"run_id": run_id}, status=202)
 
 
@@ -75,5 +65,5 @@ async def show_run(request: web.Request) -> web.Response:
 @routes.post("/admin/api/cloud/runs/{run_id}/cleanup")
 async def cleanup_run(request: web.Request) -> web.Response:
     run = await _service(request).cleanup(request.match_info["run_id"])
-    await _audit(request, "cloud.cleanup", run["id"], {"cleanup": run.get("cleanup")})
+    await audit_admin(request, "cloud.cleanup", target=run["id"], details={"cleanup": run.get("cleanup")})
     return json_response(run)

@@ -11,11 +11,13 @@ presents credentials that fail verification is refused outright (no fallback to 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
+from appliance import audit
 from appliance.errors import Unauthorized
 from appliance.web.keys import CORE
 
@@ -78,3 +80,27 @@ async def admin_auth_middleware(
 
 def source_ip(request: web.Request) -> str | None:
     return request.remote
+
+
+async def audit_admin(
+    request: web.Request,
+    action: str,
+    *,
+    target: str | None = None,
+    project_id: str | None = None,
+    outcome: str = "success",
+    details: Mapping[str, Any] | None = None,
+    actor: str | None = None,
+) -> None:
+    """Record an admin API action: who (the signed-in admin, unless ``actor`` says otherwise) and
+    from where come from the request."""
+    await audit.record(
+        request.app[CORE].store,
+        actor=actor or current_admin(request).name,
+        source_ip=source_ip(request),
+        action=action,
+        target=target,
+        project_id=project_id,
+        outcome=outcome,
+        details=details,
+    )

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from aiohttp import web
 
-from appliance import audit
-from appliance.dashboard.adminauth import current_admin, source_ip
+from appliance.dashboard.adminauth import audit_admin, current_admin, source_ip
 from appliance.errors import BadRequest
 from appliance.gateway.usage import RequestCounter
 from appliance.projects import migrations
@@ -19,27 +15,6 @@ from appliance.web.util import json_response, read_json_object
 routes = web.RouteTableDef()
 
 
-async def _audit(
-    request: web.Request,
-    action: str,
-    *,
-    target: str | None,
-    project_id: str | None,
-    outcome: str = "success",
-    details: Mapping[str, Any] | None = None,
-) -> None:
-    await audit.record(
-        request.app[CORE].store,
-        actor=current_admin(request).name,
-        source_ip=source_ip(request),
-        action=action,
-        target=target,
-        project_id=project_id,
-        outcome=outcome,
-        details=details,
-    )
-
-
 @routes.post("/admin/api/projects")
 async def create_project(request: web.Request) -> web.Response:
     core = request.app[CORE]
@@ -47,7 +22,7 @@ async def create_project(request: web.Request) -> web.Response:
     try:
         created = await core.projects.create(body.get("name"))
     except Exception as exc:
-        await _audit(
+        await audit_admin(
             request,
             "project.create",
             target=None,
@@ -57,7 +32,9 @@ async def create_project(request: web.Request) -> web.Response:
         )
         raise
     project = created.project
-    await _audit(request, "project.create", target=project.id, project_id=project.id, details={"name": project.name})
+    await audit_admin(
+        request, "project.create", target=project.id, project_id=project.id, details={"name": project.name}
+    )
     await core.project_created(project.id)
     return json_response(
         {
@@ -100,7 +77,7 @@ async def delete_project(request: web.Request) -> web.Response:
     try:
         await core.projects.delete(project_id, body.get("confirm"))
     except Exception as exc:
-        await _audit(
+        await audit_admin(
             request,
             "project.delete",
             target=project_id,
@@ -109,7 +86,7 @@ async def delete_project(request: web.Request) -> web.Response:
             details={"error": type(exc).__name__},
         )
         raise
-    await _audit(request, "project.delete", target=project_id, project_id=project_id)
+    await audit_admin(request, "project.delete", target=project_id, project_id=project_id)
     return web.Response(status=204)
 
 
@@ -179,7 +156,7 @@ async def apply_migrations(request: web.Request) -> web.Response:
         async with core.pools.connection(project.id, "owner") as conn:
             result = await migrations.apply(conn, files)
     except Exception as exc:
-        await _audit(
+        await audit_admin(
             request,
             "project.migrate",
             target=project.id,
@@ -189,5 +166,5 @@ async def apply_migrations(request: web.Request) -> web.Response:
         )
         raise
     core.schema_changed(project.id)
-    await _audit(request, "project.migrate", target=project.id, project_id=project.id, details=result)
+    await audit_admin(request, "project.migrate", target=project.id, project_id=project.id, details=result)
     return json_response(result)

@@ -10,8 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance import audit
-from appliance.dashboard.adminauth import current_admin, source_ip
+from appliance.dashboard.adminauth import audit_admin, current_admin
 from appliance.errors import AtlasError
 from appliance.settings.fileview import RELOADABLE, file_config
 from appliance.settings.registry import SETTINGS
@@ -61,11 +60,4 @@ async def get_file_config(request: web.Request) -> web.Response:
 
 
 async def _audit(request: web.Request, outcome: str, details: dict[str, Any]) -> None:
-    await audit.record(
-        request.app[CORE].store,
-        actor=current_admin(request).name,
-        source_ip=source_ip(request),
-        action="settings.update",
-        outcome=outcome,
-        details=details,
-    )
+    await audit_admin(request, "settings.update", outcome=outcome, details=details)

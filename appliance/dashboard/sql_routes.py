@@ -12,8 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance import audit
-from appliance.dashboard.adminauth import current_admin, source_ip
+from appliance.dashboard.adminauth import audit_admin
 from appliance.dashboard.sqlexec import run_statement
 from appliance.errors import AtlasError, BadRequest
 from appliance.settings.service import RuntimeSettings
@@ -62,13 +61,4 @@ async def run_sql(request: web.Request) -> web.Response:
 
 
 async def _audit(request: web.Request, project_id: str, outcome: str, details: dict[str, Any]) -> None:
-    await audit.record(
-        request.app[CORE].store,
-        actor=current_admin(request).name,
-        source_ip=source_ip(request),
-        action="sql.run",
-        target=project_id,
-        project_id=project_id,
-        outcome=outcome,
-        details=details,
-    )
+    await audit_admin(request, "sql.run", target=project_id, project_id=project_id, outcome=outcome, details=details)

@@ -7,10 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance import audit
 from appliance.agent.heartbeat import disk_usage, last_backup_at, load_info
 from appliance.core import Core
-from appliance.dashboard.adminauth import current_admin, source_ip
+from appliance.dashboard.adminauth import audit_admin
 from appliance.errors import BadRequest, Forbidden
 from appliance.mesh.admin_forward import AdminRouting
 from appliance.mesh.commands import Commands
@@ -21,19 +20,6 @@ from appliance.web.util import json_response, read_json_object
 
 routes = web.RouteTableDef()
 STATUSES = ("healthy", "unhealthy", "unknown")
-
-
-async def _audit(
-    request: web.Request, action: str, target: str | None, details: Mapping[str, Any] | None = None
-) -> None:
-    await audit.record(
-        request.app[CORE].store,
-        actor=current_admin(request).name,
-        source_ip=source_ip(request),
-        action=action,
-        target=target,
-        details=details,
-    )
 
 
 def _master_only(mesh: Mesh) -> None:
@@ -88,7 +74,7 @@ async def create_token(request: web.Request) -> web.Response:
     if type(ttl) is not int:
         raise BadRequest("ttl_seconds must be an integer", code="invalid_parameter", details={"field": "ttl_seconds"})
     issued = await JoinTokens(core.store, mesh.self_id).create(ttl)
-    await _audit(request, "node.token_create", issued.id, {"expires_at": issued.expires_at})
+    await audit_admin(request, "node.token_create", target=issued.id, details={"expires_at": issued.expires_at})
     master_url = core.config.gateway.public_url or "https://<this master's public URL>"
     return json_response(
         {
@@ -106,7 +92,7 @@ async def remove_node(request: web.Request) -> web.Response:
     mesh = core.service(Mesh)
     _master_only(mesh)
     node = await mesh.remove(request.match_info["node_id"])
-    await _audit(request, "node.remove", node.id, {"name": node.name})
+    await audit_admin(request, "node.remove", target=node.id, details={"name": node.name})
     return json_response({"id": node.id, "removed": True})
 
 
@@ -117,7 +103,9 @@ async def place_project(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     node_id = request.match_info["node_id"]
     created = await core.service(Commands).place_project(node_id, body.get("name"))
-    await _audit(request, "project.create", created["id"], {"name": created["name"], "node_id": node_id})
+    await audit_admin(
+        request, "project.create", target=created["id"], details={"name": created["name"], "node_id": node_id}
+    )
     return json_response(created, status=201)
 
 
@@ -142,9 +130,11 @@ async def send_command(request: web.Request) -> web.Response:
     try:
         result = await core.service(Commands).send(node_id, str(name), args)
     except Exception as exc:
-        await _audit(request, f"node.command.{name}", node_id, {"args": args, "error": type(exc).__name__})
+        await audit_admin(
+            request, f"node.command.{name}", target=node_id, details={"args": args, "error": type(exc).__name__}
+        )
         raise
-    await _audit(request, f"node.command.{name}", node_id, {"args": args})
+    await audit_admin(request, f"node.command.{name}", target=node_id, details={"args": args})
     # A job the command started (restore_project) is followed: GET /admin/api/jobs/{id} goes to the worker.
     core.service(AdminRouting).learn(result, node_id)
     return json_response({"node_id": node_id, "name": name, "result": result})

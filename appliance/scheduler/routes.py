@@ -11,9 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance import audit
 from appliance.core import Core
-from appliance.dashboard.adminauth import current_admin, source_ip
+from appliance.dashboard.adminauth import audit_admin
 from appliance.errors import BadRequest, NotFound, ServiceUnavailable
 from appliance.scheduler import platform_jobs
 from appliance.scheduler.cronspec import validate_schedule
@@ -37,12 +36,9 @@ async def _render(core: Core, job: Job) -> dict[str, Any]:
 
 
 async def _audit(request: web.Request, action: str, job: Job, **details: Any) -> None:
-    core = request.app[CORE]
-    await audit.record(
-        core.store,
-        actor=current_admin(request).name,
-        source_ip=source_ip(request),
-        action=action,
+    await audit_admin(
+        request,
+        action,
         target=job.id,
         project_id=job.project_id,
         details={"name": job.name, "type": job.type, **details},

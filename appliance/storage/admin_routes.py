@@ -14,8 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from appliance import audit
-from appliance.dashboard.adminauth import current_admin, source_ip
+from appliance.dashboard.adminauth import audit_admin
 from appliance.errors import AtlasError, BadRequest
 from appliance.projects.model import Project
 from appliance.storage.base import MAX_LIST_LIMIT
@@ -48,11 +47,9 @@ async def _audit(
     extra = dict(details or {})
     if failure is not None:
         extra["error"] = failure.code if isinstance(failure, AtlasError) else type(failure).__name__
-    await audit.record(
-        request.app[CORE].store,
-        actor=current_admin(request).name,
-        source_ip=source_ip(request),
-        action=action,
+    await audit_admin(
+        request,
+        action,
         target=target,
         project_id=project.id,
         outcome="failure" if failure is not None else "success",
