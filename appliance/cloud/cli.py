@@ -9,26 +9,26 @@ decommission need the running daemon (use the dashboard); here ``--force`` skips
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from appliance.cli_support import run_async
 from appliance.cloud.decommission import Decommissioner
 from appliance.cloud.hetzner import DEFAULT_API_URL, HetznerClient, HetznerError
 from appliance.cloud.provision import Provisioner
 from appliance.cloud.runs import CloudContext
 from appliance.cloud.settings import HETZNER, CloudSettings, check_api_url, check_ssh_key, check_token_text
 from appliance.config import Config
-from appliance.control.store import ControlPlane, utcnow
-from appliance.core import CONTROL_DB, IDENTITY_FILE, WG_KEY_FILE
+from appliance.control.store import ControlPlane
+from appliance.core import CONTROL_DB, IDENTITY_FILE
 from appliance.crypto import SecretBox, find_master_key, load_master_key
 from appliance.errors import AtlasError
+from appliance.mesh.cli import retire_node
 from appliance.mesh.identity import NodeIdentity
-from appliance.mesh.wg import WireGuard
 
 
 def register(subparsers: Any) -> None:
@@ -71,14 +71,9 @@ async def _context(config: Config) -> AsyncIterator[CloudContext]:
         )
     store = ControlPlane(state / CONTROL_DB)
     await store.open()
-    mesh = config.mesh
 
     async def remove_node(node_id: str) -> None:
-        row = await store.fetchone("SELECT wg_public FROM nodes WHERE id = ?", (node_id,))
-        await store.execute("UPDATE nodes SET removed_at = ?, status = 'removed' WHERE id = ?", (utcnow(), node_id))
-        wg = WireGuard(mesh.wg_interface, mesh.wg_listen_port, state / WG_KEY_FILE)
-        if row and row["wg_public"] and await wg.exists():
-            await wg.remove_peer(row["wg_public"])
+        await retire_node(store, config, node_id)
 
     try:
         identity = NodeIdentity.load(state / IDENTITY_FILE)
@@ -87,19 +82,11 @@ async def _context(config: Config) -> AsyncIterator[CloudContext]:
         await store.close()
 
 
-def _run(action: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    try:
-        return asyncio.run(action())
-    except AtlasError as exc:
-        print(f"atlashub cloud: {exc.message} ({exc.code})", file=sys.stderr)
-        return 1
-
-
 def token_set(args: argparse.Namespace, config: Config) -> int:
     line = sys.stdin.readline()
 
     async def action() -> int:
-        token = check_token_text(line)
+        token = check_token_text(line.rstrip("\r\n"))  # `echo TOKEN |` and typing end with a newline
         api_url = check_api_url(args.api_url)
         ssh_key = check_ssh_key(args.ssh_key_file.read_text()) if args.ssh_key_file else None
         async with HetznerClient(token, api_url) as api:
@@ -114,7 +101,7 @@ def token_set(args: argparse.Namespace, config: Config) -> int:
         print(f"stored the {args.provider} token (sealed; it is not shown again)")
         return 0
 
-    return _run(action)
+    return run_async("atlashub cloud", action, show_code=True)
 
 
 async def _default_name(store: ControlPlane) -> str:
@@ -135,7 +122,7 @@ def provision(args: argparse.Namespace, config: Config) -> int:
         print(json.dumps(run, indent=2))
         return 0 if run["state"] == "done" else 1
 
-    return _run(action)
+    return run_async("atlashub cloud", action, show_code=True)
 
 
 def decommission(args: argparse.Namespace, config: Config) -> int:
@@ -153,4 +140,4 @@ def decommission(args: argparse.Namespace, config: Config) -> int:
         print(json.dumps(run, indent=2))
         return 0 if run["state"] == "done" else 1
 
-    return _run(action)
+    return run_async("atlashub cloud", action, show_code=True)

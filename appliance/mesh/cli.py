@@ -106,23 +106,27 @@ def node_join(args: argparse.Namespace, config: Config) -> int:
     return _run(action)
 
 
+async def retire_node(store: ControlPlane, config: Config, node_id: str) -> bool:
+    """Mark a node removed and drop its WireGuard peer from this node's interface (the running
+    daemon refuses its messages from then on). False when there is no such node left."""
+    row = await store.fetchone("SELECT wg_public FROM nodes WHERE id = ? AND removed_at IS NULL", (node_id,))
+    if row is None:
+        return False
+    await store.execute("UPDATE nodes SET removed_at = ?, status = 'removed' WHERE id = ?", (utcnow(), node_id))
+    mesh = config.mesh
+    wg = WireGuard(mesh.wg_interface, mesh.wg_listen_port, config.state_dir / WG_KEY_FILE)
+    if row["wg_public"] and await wg.exists():
+        await wg.remove_peer(row["wg_public"])
+    return True
+
+
 def node_remove(args: argparse.Namespace, config: Config) -> int:
     async def action() -> int:
         async with _control(config) as (store, identity):
             if args.node_id == identity.node_id:
                 raise AtlasError("a node cannot remove itself", code="node_is_self")
-            row = await store.fetchone(
-                "SELECT wg_public FROM nodes WHERE id = ? AND removed_at IS NULL", (args.node_id,)
-            )
-            if row is None:
+            if not await retire_node(store, config, args.node_id):
                 raise AtlasError(f"no node {args.node_id}", code="node_not_found")
-            await store.execute(
-                "UPDATE nodes SET removed_at = ?, status = 'removed' WHERE id = ?", (utcnow(), args.node_id)
-            )
-        mesh = config.mesh
-        wg = WireGuard(mesh.wg_interface, mesh.wg_listen_port, config.state_dir / WG_KEY_FILE)
-        if row["wg_public"] and await wg.exists():
-            await wg.remove_peer(row["wg_public"])
         print(f"removed {args.node_id}; the running daemon refuses its messages within a few seconds")
         return 0
 
