@@ -40,6 +40,7 @@ IDENTITY_FILE = "node-ed25519.pem"
 WG_KEY_FILE = "wireguard.key"
 _KEY_CHECK = "master_key_check"
 _NODE_ID = "node_id"
+_NODE_KEY_DIGEST = "node_key_digest"
 
 
 def ensure_node_keys(state_dir: Path) -> NodeIdentity:
@@ -48,7 +49,7 @@ def ensure_node_keys(state_dir: Path) -> NodeIdentity:
         WireGuardKeys.generate().save(state_dir / WG_KEY_FILE)
     path = state_dir / IDENTITY_FILE
     if path.exists():
-        return NodeIdentity.load(path)
+        return NodeIdentity.deferred(path)
     identity = NodeIdentity.generate()
     identity.save(path)
     return identity
@@ -169,10 +170,16 @@ class Core:
 
     async def _check_node_id(self) -> None:
         stored = await self.store.get_meta(_NODE_ID)
+        digest = await self.store.get_meta(_NODE_KEY_DIGEST)
+        if stored is not None and digest is not None:
+            # The same key file as at the last start: its node id is known without parsing the key.
+            self.identity.adopt_node_id(stored, digest)
         if stored is None:
             await self.store.set_meta(_NODE_ID, self.identity.node_id)
         elif stored != self.identity.node_id:
             raise StartupError(f"the node identity key belongs to {self.identity.node_id}, not to {stored}")
+        if digest != self.identity.key_digest:
+            await self.store.set_meta(_NODE_KEY_DIGEST, self.identity.key_digest)
 
     def gateway_bound(self, url: str) -> None:
         """The gateway's address is known only once it listens: signed fs URLs point at it."""

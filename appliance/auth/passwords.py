@@ -6,8 +6,6 @@ import asyncio
 import re
 import unicodedata
 
-import bcrypt
-
 from appliance.errors import BadRequest
 
 MAX_EMAIL = 254
@@ -71,10 +69,14 @@ class PasswordHasher:
         self._dummy: bytes | None = None
 
     async def hash(self, password: str) -> str:
+        import bcrypt  # deferred, as everywhere bcrypt is used: a node starts without it
+
         digest = await asyncio.to_thread(bcrypt.hashpw, password.encode(), bcrypt.gensalt(self.rounds))
         return digest.decode()
 
     async def verify(self, password: str, hashed: str | None) -> bool:
+        import bcrypt
+
         target = hashed.encode() if hashed is not None else await self._dummy_hash()
         encoded = password.encode()
         if len(encoded) > MAX_PASSWORD_BYTES:
@@ -87,6 +89,8 @@ class PasswordHasher:
 
     async def _dummy_hash(self) -> bytes:
         if self._dummy is None:
+            import bcrypt
+
             salt = bcrypt.gensalt(self.rounds)
             self._dummy = await asyncio.to_thread(bcrypt.hashpw, b"atlashub-dummy-password", salt)
         return self._dummy

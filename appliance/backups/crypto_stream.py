@@ -23,9 +23,10 @@ import hmac
 import os
 import struct
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MAGIC = b"AHBK"
 VERSION = 1
@@ -51,6 +52,13 @@ def _nonce(prefix: bytes, counter: int) -> bytes:
     return prefix + struct.pack(">I", counter)
 
 
+def _cipher(key: bytes) -> AESGCM:
+    # cryptography loads with the first backup or restore, not with the daemon.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
+
+
 class StreamEncryptor:
     """Feed plaintext with ``update``; call ``finalize`` once. Output = header + sealed chunks."""
 
@@ -61,7 +69,7 @@ class StreamEncryptor:
             raise ValueError("chunk size out of range")
         salt, self._prefix = os.urandom(16), os.urandom(8)
         self.header = _HEADER.pack(MAGIC, VERSION, chunk_size, salt, self._prefix)
-        self._aead = AESGCM(_file_key(key, salt, context))
+        self._aead = _cipher(_file_key(key, salt, context))
         self._chunk = chunk_size
         self._buf = bytearray()
         self._counter = 0
@@ -127,10 +135,12 @@ class StreamDecryptor:
         self._header = bytes(self._buf[:HEADER_SIZE])
         self._prefix = prefix
         self._sealed = chunk_size + TAG_SIZE
-        self._aead = AESGCM(_file_key(self._key, salt, self._context))
+        self._aead = _cipher(_file_key(self._key, salt, self._context))
         del self._buf[:HEADER_SIZE]
 
     def _open(self, sealed: bytes, final: bool) -> bytes:
+        from cryptography.exceptions import InvalidTag
+
         assert self._aead is not None
         try:
             plain = self._aead.decrypt(

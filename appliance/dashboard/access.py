@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from appliance.config import AdminConfig
 from appliance.dashboard.adminauth import AdminIdentity
@@ -29,6 +28,8 @@ from appliance.errors import ServiceUnavailable, Unauthorized
 from appliance.web.keys import CORE
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
     from appliance.core import Core
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def _reject(message: str) -> Unauthorized:
 def parse_jwks(document: Any) -> dict[str, RSAPublicKey]:
     """RSA signing keys by kid; private, non-RSA and non-RS256 entries are skipped."""
     import jwt  # deferred: PyJWT costs ~2.5 MB of resident memory until the first token
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
     from jwt.algorithms import RSAAlgorithm
 
     keys: dict[str, RSAPublicKey] = {}

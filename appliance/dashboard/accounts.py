@@ -23,8 +23,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import bcrypt
-
 from appliance.control.store import utcnow
 from appliance.dashboard import totp
 from appliance.errors import BadRequest, Conflict, NotFound, RateLimited, Unauthorized
@@ -106,11 +104,15 @@ def provided_setup_code_problem(normalized: str) -> str | None:
 
 
 async def hash_password(password: str, rounds: int = 12) -> str:
+    import bcrypt  # deferred: a node starts without it
+
     salt = bcrypt.gensalt(max(12, rounds))
     return (await asyncio.to_thread(bcrypt.hashpw, password.encode(), salt)).decode()
 
 
 async def check_password(password: str, hashed: str) -> bool:
+    import bcrypt
+
     try:
         return await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed.encode())
     except ValueError:

@@ -18,13 +18,13 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING, Any, Final
 
 from appliance.errors import BadRequest, Unauthorized
 from appliance.mesh.identity import IdentityError, NodeIdentity, as_ed25519_public, is_node_id, node_id_for
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +364,8 @@ class Verifier:
         allowed_types: frozenset[str],
         nonces: NonceCache,
     ) -> VerifiedMessage:
+        from cryptography.exceptions import InvalidSignature  # loaded by the peer's key already
+
         # Signature first: every later reason then describes a message the peer really sent,
         # and nothing unauthenticated ever reaches the nonce cache.
         try:

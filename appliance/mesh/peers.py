@@ -137,7 +137,13 @@ class Mesh:
         """Insert or refresh this node's own row (the master holds the network's first address)."""
         from appliance.mesh.identity import WireGuardKeys
 
-        wg_public = WireGuardKeys.load(self.wg.private_key_path).public_b64
+        wg_keys = WireGuardKeys.load(self.wg.private_key_path)  # checked at every start
+        row = await self.store.fetchone("SELECT ed25519_public, wg_public FROM nodes WHERE id = ?", (self.self_id,))
+        if row is None:
+            ed25519_public, wg_public = self.identity.public_key_b64(), wg_keys.public_b64
+        else:
+            # The upsert keeps a row's keys: deriving them again would load cryptography for nothing.
+            ed25519_public, wg_public = row["ed25519_public"], row["wg_public"]
         address = first_host(self.core.config.mesh.wg_network) if self.role == "master" else None
         await self.store.execute(
             "INSERT INTO nodes (id, name, role, ed25519_public, wg_public, wg_address, status, version, created_at)"
@@ -149,7 +155,7 @@ class Mesh:
                 self.self_id,
                 self.core.config.node.name,
                 self.role,
-                self.identity.public_key_b64(),
+                ed25519_public,
                 wg_public,
                 address,
                 __version__,

@@ -116,6 +116,60 @@ def test_load_refuses_unusable_content(tmp_path: Path, content: bytes) -> None:
         NodeIdentity.load(path)
 
 
+def test_deferred_identity_is_the_loaded_one(tmp_path: Path) -> None:
+    path = tmp_path / "node.key"
+    saved = NodeIdentity.generate()
+    saved.save(path)
+    deferred = NodeIdentity.deferred(path)
+    assert deferred.key_digest == saved.key_digest  # the file is the key's PEM
+    assert deferred.node_id == saved.node_id
+    assert deferred.public_key_b64() == saved.public_key_b64()
+    ed25519_public_from_b64(saved.public_key_b64()).verify(deferred.sign(b"hello"), b"hello")
+
+
+def test_deferred_identity_checks_the_file_mode_at_once_and_the_content_on_use(tmp_path: Path) -> None:
+    path = tmp_path / "node.key"
+    path.write_bytes(b"short")
+    path.chmod(0o644)
+    with pytest.raises(IdentityError, match="chmod 600"):
+        NodeIdentity.deferred(path)
+    path.chmod(0o600)
+    deferred = NodeIdentity.deferred(path)
+    with pytest.raises(IdentityError):
+        deferred.node_id  # noqa: B018
+
+
+def test_adopted_node_id_is_taken_only_for_the_same_key_file(tmp_path: Path) -> None:
+    path = tmp_path / "node.key"
+    saved = NodeIdentity.generate()
+    saved.save(path)
+    other = NodeIdentity.generate()
+
+    deferred = NodeIdentity.deferred(path)
+    deferred.adopt_node_id(other.node_id, other.key_digest)  # another key's digest: ignored
+    assert deferred.node_id == saved.node_id
+
+    deferred = NodeIdentity.deferred(path)
+    deferred.adopt_node_id("not-a-node-id", saved.key_digest)  # malformed: ignored
+    assert deferred.node_id == saved.node_id
+
+    deferred = NodeIdentity.deferred(path)
+    deferred.adopt_node_id(saved.node_id, saved.key_digest)
+    assert deferred.node_id == saved.node_id
+    assert deferred.public_key_b64() == saved.public_key_b64()  # parsed now, and it agrees
+
+
+def test_an_adopted_node_id_that_the_key_contradicts_is_refused_on_use(tmp_path: Path) -> None:
+    # Only a tampered control plane can pair a key file's digest with another node id.
+    path = tmp_path / "node.key"
+    saved = NodeIdentity.generate()
+    saved.save(path)
+    deferred = NodeIdentity.deferred(path)
+    deferred.adopt_node_id(NodeIdentity.generate().node_id, saved.key_digest)
+    with pytest.raises(IdentityError, match=f"belongs to {saved.node_id}"):
+        deferred.sign(b"hello")
+
+
 @pytest.mark.parametrize("value", ["", "not base64!", base64.b64encode(b"x" * 31).decode()])
 def test_public_key_from_b64_refuses_garbage(value: str) -> None:
     with pytest.raises(IdentityError):
