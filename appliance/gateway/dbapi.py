@@ -62,7 +62,9 @@ class DbApi:
         try:
             async with self._pools.connection(ctx.project_id, pool) as conn:
                 for attempt in (0, 1):
-                    snapshot = await self.schemas.get((ctx.project_id, pool), conn, refresh=attempt == 1)
+                    snapshot = (attempt == 0 and self.schemas.cached((ctx.project_id, pool))) or (
+                        await self.schemas.get((ctx.project_id, pool), conn, refresh=attempt == 1)
+                    )
                     try:
                         if ctx.claims is not None or atomic:
                             return await self._in_transaction(conn, ctx, snapshot, work, write=write)

@@ -45,12 +45,16 @@ class TableInfo:
     kind: TableKind
     columns: tuple[ColumnInfo, ...]
     _by_name: Mapping[str, ColumnInfo] = field(init=False, repr=False, compare=False)
+    # SQL built for this snapshot of the table, by query shape (``sqlgen.build_select``): the
+    # one mutable part, a cache that dies with the snapshot when the schema changes.
+    plans: dict[Any, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_name = {c.name: c for c in self.columns}
         if len(by_name) != len(self.columns):
             raise ValueError(f"table {self.name!r} lists a column twice")
         object.__setattr__(self, "_by_name", MappingProxyType(by_name))
+        object.__setattr__(self, "plans", {})
 
     def column(self, name: str) -> ColumnInfo | None:
         return self._by_name.get(name)

@@ -36,6 +36,8 @@ from appliance.sqlident import quote_ident
 
 PG_MAX_PARAMS = 32767
 DEFAULT_MAX_INSERT_ROWS = 1000
+# Read shapes remembered per table snapshot; past this many the table's plans start over.
+MAX_PLANS_PER_TABLE = 256
 
 _COMPARISONS = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 
@@ -69,17 +71,38 @@ def build_select(table: TableInfo, q: ReadQuery) -> Statement:
 
     Without ``order`` rows come in primary-key order, and an explicit order gets the primary
     key appended as a tie-breaker, so offset paging neither skips nor repeats rows.
+
+    The SQL depends only on the query's shape, so it is built once per shape and table
+    snapshot (``TableInfo.plans``); each request only converts its values.
     """
+    shape = (q.columns, tuple((f.op, f.column) for f in q.filters), q.order)
+    plan = table.plans.get(shape)
+    if plan is None:
+        plan = _plan_select(table, q)
+        if len(table.plans) >= MAX_PLANS_PER_TABLE:
+            table.plans.clear()
+        table.plans[shape] = plan
+    sql, filter_columns = plan
+    values = [_filter_value(column, f) for column, f in zip(filter_columns, q.filters, strict=True)]
+    return Statement(sql, (*values, q.limit, q.offset))
+
+
+def _plan_select(table: TableInfo, q: ReadQuery) -> tuple[str, tuple[ColumnInfo, ...]]:
+    """The SQL of a read's shape and, per filter, the column whose type its value takes."""
     columns = table.columns if q.columns is None else tuple(_column(table, n) for n in q.columns)
     params = _Params()
-    sql = f"SELECT {_column_list(columns)} FROM {table.qualified_name}{_where(table, q.filters, params)}"
+    filter_columns = tuple(_filter_column(table, f) for f in q.filters)
+    conditions = [_condition_sql(f, column, params) for f, column in zip(q.filters, filter_columns, strict=True)]
+    sql = f"SELECT {_column_list(columns)} FROM {table.qualified_name}"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
     order = [f"{quote_ident(_column(table, o.column).name)} {'DESC' if o.descending else 'ASC'}" for o in q.order]
     ordered = {o.column for o in q.order}
     order += [f"{quote_ident(pk)} ASC" for pk in table.primary_key if pk not in ordered]
     if order:
         sql += " ORDER BY " + ", ".join(order)
     sql += f" LIMIT ${len(params.values) + 1} OFFSET ${len(params.values) + 2}"
-    return Statement(_json_rows("_r", f"({sql}) _r"), (*params.values, q.limit, q.offset))
+    return _json_rows("_r", f"({sql}) _r"), filter_columns
 
 
 def build_count(table: TableInfo, filters: Sequence[Filter]) -> Statement:
@@ -167,27 +190,45 @@ def _column_list(columns: Iterable[ColumnInfo]) -> str:
 def _where(table: TableInfo, filters: Sequence[Filter], params: _Params) -> str:
     if not filters:
         return ""
-    return " WHERE " + " AND ".join(_condition(table, f, params) for f in filters)
+    conditions = []
+    for f in filters:
+        column = _filter_column(table, f)
+        value = _filter_value(column, f)
+        conditions.append(_condition_sql(f, column, params, value))
+    return " WHERE " + " AND ".join(conditions)
 
 
-def _condition(table: TableInfo, f: Filter, params: _Params) -> str:
+def _filter_column(table: TableInfo, f: Filter) -> ColumnInfo:
+    """The column a filter's value is converted for (plain text for like/ilike patterns)."""
     column = _column(table, f.column)
-    name = quote_ident(column.name)
     if f.op in ("like", "ilike"):
-        pattern = coerce.from_text(_AS_TEXT, _scalar_value(f))
-        return f"{name}::text {f.op.upper()} {params.add(pattern, _AS_TEXT, from_body=False)}"
+        return _AS_TEXT
+    if f.op == "in" and coerce.is_array(column):
+        raise BadRequest(
+            f"the in filter is not supported on array column '{column.name}'",
+            code="unsupported_filter",
+            details={"column": column.name},
+        )
+    return column
+
+
+def _filter_value(column: ColumnInfo, f: Filter) -> object:
+    """A filter's client text converted to its column's type (a list for ``in``); 400 if it does not fit."""
     if f.op == "in":
-        if coerce.is_array(column):
-            raise BadRequest(
-                f"the in filter is not supported on array column '{column.name}'",
-                code="unsupported_filter",
-                details={"column": column.name},
-            )
         items = f.value if isinstance(f.value, tuple) else (f.value,)
-        values = [coerce.from_text(column, item) for item in items]
-        return f"{name} = ANY({params.add(values, column, from_body=False, as_list=True)})"
-    value = coerce.from_text(column, _scalar_value(f))
-    return f"{name} {_COMPARISONS[f.op]} {params.add(value, column, from_body=False)}"
+        return [coerce.from_text(column, item) for item in items]
+    return coerce.from_text(column, _scalar_value(f))
+
+
+def _condition_sql(f: Filter, column: ColumnInfo, params: _Params, value: object = None) -> str:
+    """``"c" <op> $n`` for one filter; ``column`` comes from ``_filter_column``."""
+    name = quote_ident(f.column)
+    placeholder = params.add(value, column, from_body=False, as_list=f.op == "in")
+    if f.op in ("like", "ilike"):
+        return f"{name}::text {f.op.upper()} {placeholder}"
+    if f.op == "in":
+        return f"{name} = ANY({placeholder})"
+    return f"{name} {_COMPARISONS[f.op]} {placeholder}"
 
 
 def _scalar_value(f: Filter) -> str:

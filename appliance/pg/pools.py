@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import TracebackType
 
 import asyncpg
 
-from appliance.pg.fairgate import FairGate
+from appliance.pg.connpool import ConnectionPool
 
 log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,12 @@ CredentialsLoader = Callable[[str, str], Awaitable[Credentials]]
 LIGHT_RESET_ROLES = frozenset({"app", "anon"})
 
 
-async def _light_reset(conn: asyncpg.Connection) -> None:
-    """asyncpg already rolled back any open transaction; nothing else to undo."""
+async def _full_reset(conn: asyncpg.Connection) -> None:
+    """Undo whatever a session of the owner role (SQL editor, migrations) may have changed.
+
+    ``RESET ALL`` also undoes the pool's ``init_sql``; the owner pools have none.
+    """
+    await conn.reset()
 
 
 class PoolManager:
@@ -56,13 +62,11 @@ class PoolManager:
         self._max_pools = max_pools
         self._pool_max = pool_max
         self._idle = idle_seconds
-        self._pools: OrderedDict[tuple[str, str], asyncpg.Pool] = OrderedDict()
-        self._creating: dict[tuple[str, str], asyncio.Future[asyncpg.Pool]] = {}
+        self._pools: OrderedDict[tuple[str, str], ConnectionPool] = OrderedDict()
+        self._creating: dict[tuple[str, str], asyncio.Future[ConnectionPool]] = {}
         self._closing: set[asyncio.Task[None]] = set()
-        # In front of each pool: connections go to requests in arrival order (see fairgate).
-        self._gates: dict[tuple[str, str], FairGate] = {}
 
-    async def pool(self, project_id: str, role: str) -> asyncpg.Pool:
+    async def pool(self, project_id: str, role: str) -> ConnectionPool:
         key = (project_id, role)
         pool = self._pools.get(key)
         if pool is not None:
@@ -71,28 +75,33 @@ class PoolManager:
         pending = self._creating.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[asyncpg.Pool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[ConnectionPool] = asyncio.get_running_loop().create_future()
         self._creating[key] = future
         try:
             creds = await self._loader(project_id, role)
-            init_sql = creds.init_sql
 
-            async def init(conn: asyncpg.Connection) -> None:
-                if init_sql:
-                    await conn.execute(init_sql)
+            async def connect() -> asyncpg.Connection:
+                conn = await asyncpg.connect(
+                    host=creds.host,
+                    port=creds.port,
+                    user=creds.user,
+                    password=creds.password,
+                    database=creds.database,
+                    timeout=CONNECT_TIMEOUT,
+                )
+                if creds.init_sql:
+                    try:
+                        await conn.execute(creds.init_sql)
+                    except BaseException:
+                        conn.terminate()
+                        raise
+                return conn
 
-            pool = await asyncpg.create_pool(
-                host=creds.host,
-                port=creds.port,
-                user=creds.user,
-                password=creds.password,
-                database=creds.database,
-                min_size=0,
+            pool = ConnectionPool(
+                connect,
                 max_size=self._pool_max,
-                max_inactive_connection_lifetime=self._idle,
-                reset=_light_reset if role in LIGHT_RESET_ROLES else None,
-                init=init,
-                timeout=10,
+                idle_seconds=self._idle,
+                reset=None if role in LIGHT_RESET_ROLES else _full_reset,
             )
         except BaseException as exc:
             future.set_exception(exc)
@@ -104,31 +113,22 @@ class PoolManager:
         self._pools[key] = pool
         while len(self._pools) > self._max_pools:
             old_key, old = self._pools.popitem(last=False)
-            self._gates.pop(old_key, None)
             log.info("closing the least recently used pool %s/%s", *old_key)
             self._close_later(old)
         return pool
 
-    @asynccontextmanager
-    async def connection(self, project_id: str, role: str) -> AsyncIterator[asyncpg.Connection]:
-        pool = await self.pool(project_id, role)
-        gate = self._gates.get((project_id, role))
-        if gate is None:
-            gate = self._gates[(project_id, role)] = FairGate(self._pool_max)
-        await gate.acquire()
-        try:
-            async with pool.acquire() as conn:
-                yield conn
-        finally:
-            gate.release()
+    def connection(self, project_id: str, role: str) -> _Lease:
+        """``async with pools.connection(project, role) as conn``: a pooled connection, handed
+        out first come, first served (a plain class: this is on every request's path)."""
+        return _Lease(self, project_id, role)
 
-    def _close_later(self, pool: asyncpg.Pool) -> None:
+    def _close_later(self, pool: ConnectionPool) -> None:
         task = asyncio.get_running_loop().create_task(self._close(pool))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
     @staticmethod
-    async def _close(pool: asyncpg.Pool) -> None:
+    async def _close(pool: ConnectionPool) -> None:
         try:
             await asyncio.wait_for(pool.close(), 10)
         except Exception:  # a stuck connection must not block the caller
@@ -137,14 +137,12 @@ class PoolManager:
     async def drop_project(self, project_id: str) -> None:
         """Close every pool of one project now (before its database is dropped or swapped)."""
         for key in [k for k in self._pools if k[0] == project_id]:
-            self._gates.pop(key, None)
             await self._close(self._pools.pop(key))
 
     async def close(self) -> None:
         """Idempotent."""
         pools = list(self._pools.values())
         self._pools.clear()
-        self._gates.clear()
         await asyncio.gather(*(self._close(p) for p in pools), return_exceptions=True)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
@@ -152,3 +150,22 @@ class PoolManager:
     @property
     def open_pools(self) -> int:
         return len(self._pools)
+
+
+class _Lease:
+    __slots__ = ("_conn", "_manager", "_pool", "_project_id", "_role")
+
+    def __init__(self, manager: PoolManager, project_id: str, role: str) -> None:
+        self._manager = manager
+        self._project_id = project_id
+        self._role = role
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self._pool = await self._manager.pool(self._project_id, self._role)
+        self._conn = await self._pool.acquire()
+        return self._conn
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._pool.release(self._conn, exc)

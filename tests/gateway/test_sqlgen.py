@@ -15,6 +15,7 @@ from appliance.errors import AtlasError, BadRequest, NotFound
 from appliance.gateway.query import FILTER_OPS, Filter, Order, ReadQuery, parse_filters, parse_read
 from appliance.gateway.schema import ColumnInfo, SchemaSnapshot, TableInfo
 from appliance.gateway.sqlgen import (
+    MAX_PLANS_PER_TABLE,
     Statement,
     build_count,
     build_delete,
@@ -237,6 +238,30 @@ def test_same_shape_gives_byte_identical_sql() -> None:
     first, second = shape("1", "a", "5"), shape("99", '"x,y",z,w', "500")
     assert first.sql == second.sql
     assert first.params != second.params
+
+
+def test_a_shape_is_planned_once_per_table_snapshot() -> None:
+    table = TableInfo("public", "t", "table", (c("id", "integer", "int4", pk=True), c("n", "text", "text")))
+    first = build_select(table, read(("eq.id", "1")))
+    second = build_select(table, read(("eq.id", "2")))
+    assert second.sql is first.sql and len(table.plans) == 1
+    assert (first.params, second.params) == ((1, 100, 0), (2, 100, 0))
+    with pytest.raises(BadRequest) as caught:  # values are still checked on a known shape
+        build_select(table, read(("eq.id", "two")))
+    assert caught.value.code == "invalid_value"
+    # The next snapshot (the column was dropped) starts without plans: the shape is refused.
+    without_n = TableInfo("public", "t", "table", (c("id", "integer", "int4", pk=True),))
+    build_select(table, read(("eq.n", "x")))
+    with pytest.raises(BadRequest) as caught:
+        build_select(without_n, read(("eq.n", "x")))
+    assert caught.value.code == "unknown_column"
+
+
+def test_plans_per_table_are_bounded() -> None:
+    table = TableInfo("public", "t", "table", (c("id", "integer", "int4", pk=True),))
+    for limit_filters in range(MAX_PLANS_PER_TABLE + 10):
+        build_select(table, read(*[("gte.id", "1")] * (limit_filters + 1)))
+    assert 0 < len(table.plans) <= MAX_PLANS_PER_TABLE
 
 
 @pytest.mark.parametrize(
