@@ -175,7 +175,10 @@ class Mesh:
             if node_id not in self.verifier.peers():
                 assert node.ed25519_public is not None
                 self.verifier.add_peer(node_id, node.ed25519_public)
-        self._project_nodes.clear()
+        # Replaced whole, never cleared: the gateway asks for every request, and an empty map
+        # would send all requests in flight to SQLite at once after each load (every 2 s).
+        rows = await self.store.fetchall("SELECT id, node_id FROM projects")
+        self._project_nodes = {row["id"]: self._where(row["node_id"]) for row in rows}
 
     async def wireguard_peers(self) -> list[PeerSpec]:
         peers = []
@@ -224,14 +227,17 @@ class Mesh:
     # -- projects --------------------------------------------------------------------------
 
     async def project_node(self, project_id: str) -> str | None:
-        """Where a project lives (None: here). Cached; the cache is cleared by ``load()``."""
+        """Where a project lives (None: here). From memory, as of the last ``load()``; a project
+        created since then is looked up once."""
         if project_id in self._project_nodes:
             return self._project_nodes[project_id]
         row = await self.store.fetchone("SELECT node_id FROM projects WHERE id = ?", (project_id,))
-        node_id = row["node_id"] if row else None
-        where = None if node_id in (None, self.self_id) else node_id
+        where = self._where(row["node_id"] if row else None)
         self._project_nodes[project_id] = where
         return where
+
+    def _where(self, node_id: str | None) -> str | None:
+        return None if node_id in (None, self.self_id) else node_id
 
     def forget_project(self, project_id: str) -> None:
         self._project_nodes.pop(project_id, None)
