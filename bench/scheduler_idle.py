@@ -44,6 +44,7 @@ from appliance.crypto import SecretBox, generate_master_key, load_master_key  # 
 from appliance.pg.embedded import EmbeddedPostgres  # noqa: E402
 from appliance.scheduler.jobs import JobStore, parse_iso  # noqa: E402
 from appliance.scheduler.safehttp import Allowlist  # noqa: E402
+from tests.fixtures.serve_config import write_serve_config  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -51,41 +52,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15)
-
-
-def write_config(state: Path, pg: EmbeddedPostgres, port: int, roles: list[str]) -> Path:
-    config = state.parent / "atlashub.toml"
-    config.write_text(
-        f"""
-[node]
-name = "bench"
-state_dir = "{state}"
-roles = [{", ".join(f'"{role}"' for role in roles)}]
-
-[gateway]
-listen = "127.0.0.1:0"
-
-[dashboard]
-listen = "127.0.0.1:0"
-
-[postgres]
-host = "127.0.0.1"
-port = {pg.port}
-user = "{pg.user}"
-password_file = "{pg.password_file}"
-
-[storage]
-backend = "fs"
-fs_root = "{state / "storage"}"
-
-[scheduler]
-http_allowlist = ["127.0.0.1:{port}"]
-
-[logging]
-level = "WARNING"
-"""
-    )
-    return config
 
 
 def avoiding(now: datetime, rng: random.Random) -> tuple[int, int]:
@@ -198,7 +164,9 @@ async def bench(args: argparse.Namespace, pg: EmbeddedPostgres, base: Path) -> l
     state.mkdir(mode=0o700)
     generate_master_key(state / "master.key")
     ensure_node_keys(state)  # as `atlashub init` does, before the control plane exists
-    config = write_config(state, pg, port, args.roles.split(","))
+    config = write_serve_config(
+        state, pg, roles=args.roles.split(","), extra=f'\n[scheduler]\nhttp_allowlist = ["127.0.0.1:{port}"]\n'
+    )
     warmup = 5.0
     first_probe = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=int(warmup + args.window + 12))
     probes = [first_probe + timedelta(seconds=2 * i) for i in range(args.probes)]

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from appliance.crypto import generate_master_key  # noqa: E402
 from appliance.pg.embedded import EmbeddedPostgres  # noqa: E402
+from tests.fixtures.serve_config import write_serve_config  # noqa: E402
 
 TARGET_READY_S = 1.0
 TARGET_RSS_MB = 60.0
@@ -53,37 +54,6 @@ def pss_mb(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
-
-
-def write_config(state: Path, pg: EmbeddedPostgres) -> Path:
-    config = state.parent / "atlashub.toml"
-    config.write_text(
-        f"""
-[node]
-name = "bench"
-state_dir = "{state}"
-
-[gateway]
-listen = "127.0.0.1:0"
-
-[dashboard]
-listen = "127.0.0.1:0"
-
-[postgres]
-host = "127.0.0.1"
-port = {pg.port}
-user = "{pg.user}"
-password_file = "{pg.password_file}"
-
-[storage]
-backend = "fs"
-fs_root = "{state / "storage"}"
-
-[logging]
-level = "WARNING"
-"""
-    )
-    return config
 
 
 def one_run(cmd: list[str], config: Path, idle: float, workdir: Path) -> tuple[float, float, float]:
@@ -136,7 +106,7 @@ def main() -> int:
         state = base / "state"
         state.mkdir(mode=0o700)
         generate_master_key(state / "master.key")
-        config = write_config(state, pg)
+        config = write_serve_config(state, pg)
         # The first run creates the control plane (migrations); report it apart from warm starts.
         first = one_run(cmd, config, args.idle, base)
         for _ in range(args.runs):

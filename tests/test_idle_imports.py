@@ -20,6 +20,7 @@ from appliance.mesh.identity import NodeIdentity
 from appliance.pg.embedded import EmbeddedPostgres
 from tests.fixtures.daemon import make_config, running_daemon
 from tests.fixtures.pg import clean_env
+from tests.fixtures.serve_config import write_serve_config
 
 ROOT = Path(appliance.__file__).resolve().parent.parent
 LOADED_ON_FIRST_USE = ("cryptography", "bcrypt")
@@ -50,37 +51,6 @@ sys.exit(code)
 """
 
 
-def write_config(state: Path, pg: EmbeddedPostgres) -> Path:
-    config = state.parent / "atlashub.toml"
-    config.write_text(
-        f"""
-[node]
-name = "idle"
-state_dir = "{state}"
-
-[gateway]
-listen = "127.0.0.1:0"
-
-[dashboard]
-listen = "127.0.0.1:0"
-
-[postgres]
-host = "127.0.0.1"
-port = {pg.port}
-user = "{pg.user}"
-password_file = "{pg.password_file}"
-
-[storage]
-backend = "fs"
-fs_root = "{state / "storage"}"
-
-[logging]
-level = "WARNING"
-"""
-    )
-    return config
-
-
 def serve_once(config: Path, out: Path) -> set[str]:
     out.with_suffix(".sock").unlink(missing_ok=True)
     result = subprocess.run(
@@ -103,7 +73,7 @@ def test_a_warm_start_of_every_role_loads_neither_cryptography_nor_bcrypt(tmp_pa
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     generate_master_key(state / MASTER_KEY_FILE)
-    config = write_config(state, pg)
+    config = write_serve_config(state, pg, name="idle")
 
     # The first start creates the node's keys, so it needs cryptography: the probe sees it.
     first = serve_once(config, tmp_path / "first.json")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -39,6 +40,16 @@ def make_pool(pg: EmbeddedPostgres, **kwargs: object) -> tuple[ConnectionPool, l
 
     options: dict[str, object] = {"max_size": 2, "idle_seconds": 60.0, **kwargs}
     return ConnectionPool(connect, **options), opened  # type: ignore[arg-type]
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], tries: int = 100) -> bool:
+    """Whether ``check`` comes true within ``tries`` polls 50 ms apart."""
+    for _ in range(tries):
+        result = check()
+        if await result if inspect.isawaitable(result) else result:
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 async def backends(server_conn: asyncpg.Connection) -> int:
@@ -107,13 +118,8 @@ async def test_a_connection_the_server_closed_is_replaced(
     pool, opened = make_pool(pg, max_size=1)
     conn = await pool.acquire()
     await pool.release(conn)
-    await server_conn.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", APP_NAME
-    )
-    for _ in range(50):  # the client notices the closed socket on its own
-        if conn.is_closed():
-            break
-        await asyncio.sleep(0.02)
+    await server_conn.execute(TERMINATE_ALL, APP_NAME)
+    assert await eventually(conn.is_closed)  # the client notices the closed socket on its own
     conn = await pool.acquire()
     assert conn is opened[1] and await conn.fetchval("SELECT 2") == 2
     await pool.release(conn)
@@ -158,16 +164,12 @@ async def test_idle_connections_close_after_idle_seconds(pg: EmbeddedPostgres, s
     for conn in conns:
         await pool.release(conn)
     assert pool.get_idle_size() == 2
-    for _ in range(100):
-        if pool.get_size() == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert pool.get_size() == 0
-    for _ in range(100):
-        if await backends(server_conn) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await backends(server_conn) == 0
+    assert await eventually(lambda: pool.get_size() == 0)
+
+    async def no_backends() -> bool:
+        return await backends(server_conn) == 0
+
+    assert await eventually(no_backends)
     await pool.close()
 
 
