@@ -59,6 +59,7 @@ class ConnectionPool:
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
         self._all_returned: asyncio.Event | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     # -- the request path -------------------------------------------------------------------
 
@@ -67,6 +68,8 @@ class ConnectionPool:
             raise PoolClosed("the connection pool is closed")
         await self._gate.acquire()
         try:
+            if self._closed:  # closed while this request waited for its turn
+                raise PoolClosed("the connection pool is closed")
             conn = self._take_idle() or await self._open()
         except BaseException:
             self._gate.release()
@@ -76,6 +79,8 @@ class ConnectionPool:
 
     async def release(self, conn: asyncpg.Connection, error: BaseException | None = None) -> None:
         """Give ``conn`` back; ``error`` is what ended the lease, if anything (see ``suspect``)."""
+        if conn not in self._leased:
+            raise asyncpg.InterfaceError("this connection is not leased from this pool (released twice?)")
         self._leased.discard(conn)
         try:
             if error is not None and suspect(error):
@@ -131,8 +136,8 @@ class ConnectionPool:
             conn.terminate()
             return
         task = asyncio.get_running_loop().create_task(_close_quietly(conn))
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # -- idle connections ----------------------------------------------------------------------
 
@@ -158,7 +163,8 @@ class ConnectionPool:
         return len(self._idle)
 
     async def close(self) -> None:
-        """Refuse new leases, close idle connections, wait for leased ones to come back and close them."""
+        """Refuse new leases, close idle connections, wait for leased ones to come back and close them:
+        when this returns, every connection of the pool is closed."""
         self._closed = True
         if self._sweep is not None:
             self._sweep.cancel()
@@ -171,6 +177,8 @@ class ConnectionPool:
         if self._leased:
             self._all_returned = asyncio.Event()
             await self._all_returned.wait()
+        if self._closing:  # returned (or retired) connections being closed
+            await asyncio.gather(*self._closing)
 
     def terminate(self) -> None:
         """Close every connection at once, leased ones included."""
@@ -186,8 +194,6 @@ class ConnectionPool:
         if self._all_returned is not None:
             self._all_returned.set()
 
-
-_closing: set[asyncio.Task[None]] = set()
 
 # SQLSTATE classes after which the session is gone or going: connection exceptions and
 # operator intervention (shutdown, crash) -- but not 57014, a statement timeout, after which

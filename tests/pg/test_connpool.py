@@ -240,6 +240,24 @@ async def test_close_waits_for_leased_connections_and_refuses_new_leases(
     assert leased.is_closed() and await backends(server_conn) == 0
 
 
+async def test_a_second_release_is_refused_and_waiters_of_a_closed_pool_are_told(pg: EmbeddedPostgres) -> None:
+    pool, _ = make_pool(pg, max_size=1)
+    conn = await pool.acquire()
+    await pool.release(conn)
+    with pytest.raises(asyncpg.InterfaceError, match="released twice"):
+        await pool.release(conn)
+    assert pool.get_idle_size() == 1, "the connection is not handed out twice"
+    held = await pool.acquire()
+    waiter = asyncio.create_task(pool.acquire())
+    await asyncio.sleep(0.05)
+    closing = asyncio.create_task(pool.close())
+    await pool.release(held)
+    with pytest.raises(PoolClosed):
+        await asyncio.wait_for(waiter, 5)
+    await asyncio.wait_for(closing, 5)
+    assert held.is_closed()
+
+
 async def test_terminate_closes_leased_connections_too(pg: EmbeddedPostgres) -> None:
     pool, _ = make_pool(pg)
     leased = await pool.acquire()
